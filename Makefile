@@ -1,0 +1,38 @@
+# ATP Offline: the two commands a fresh machine needs are `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+
+.PHONY: all build deps demo test lint unit bench fmt clean
+
+all: build
+
+build:
+	$(CARGO) build --workspace --bins
+
+deps:
+	scripts/install-deps.sh
+
+## make demo: fixtures -> signed bundle -> verify -> local registry -> install -> rendered overlay
+demo: deps build
+	scripts/demo.sh
+
+## make test: everything CI runs
+test: deps lint
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## make bench: release build, side by side with skopeo; writes docs/PERFORMANCE.md
+bench: deps
+	$(CARGO) build --release --workspace --bins
+	scripts/bench.sh
+
+clean:
+	$(CARGO) clean
