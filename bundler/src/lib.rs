@@ -2,4 +2,5 @@
 //! library function, so the CLI in `main.rs` stays a thin wrapper.
 
 pub mod kustomize;
+pub mod source;
 pub mod spec;

@@ -1,0 +1,269 @@
+//! Where each bundled image lands in the site registry.
+//!
+//! Three documented layouts, all producing names valid under the distribution
+//! name grammar:
+//! - `nested` (default): `[PREFIX/]<source host>/<source path>`, the host
+//!   lower-cased with `:` written as `-` (`127.0.0.1:5000` → `127.0.0.1-5000`).
+//!   Distinct sources can never collide.
+//! - `flat`: `[PREFIX/]<last path component>`; two sources that would land on
+//!   the same name are refused.
+//! - an explicit mapping file: `{"source/repo": "target/repo", ...}` (JSON or
+//!   YAML); every source must be listed.
+
+use std::collections::BTreeMap;
+
+/// How source repositories map to target repositories.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Layout {
+    #[default]
+    Nested,
+    Flat,
+    Explicit(BTreeMap<String, String>),
+}
+
+/// A source reference split into its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRef {
+    pub host: String,
+    pub path: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MappingError {
+    #[error("{reference:?} is not a normalized image reference (host/path[:tag][@digest])")]
+    BadReference { reference: String },
+    #[error("flat layout: {first} and {second} would both land on {target}\nhint: use the default nested layout, or a mapping file")]
+    Collision {
+        first: String,
+        second: String,
+        target: String,
+    },
+    #[error("mapping file has no entry for {source_repo}\nhint: add \"{source_repo}\": \"<target repo>\" to the mapping file")]
+    Unmapped { source_repo: String },
+    #[error("target repository {name:?} (for {source_repo}) is not valid under the distribution name grammar\nhint: {hint}")]
+    InvalidName {
+        name: String,
+        source_repo: String,
+        hint: String,
+    },
+}
+
+impl SourceRef {
+    /// Split a normalized reference such as `docker.io/atp/router:1.4.0` or
+    /// `host:5000/a/b:t@sha256:...`.
+    pub fn parse(reference: &str) -> Result<Self, MappingError> {
+        let bad = || MappingError::BadReference {
+            reference: reference.to_string(),
+        };
+        let (rest, digest) = match reference.split_once('@') {
+            Some((r, d)) => (r, Some(d.to_string())),
+            None => (reference, None),
+        };
+        let (host, path_tag) = rest.split_once('/').ok_or_else(bad)?;
+        let (path, tag) = match path_tag.rsplit_once(':') {
+            Some((p, t)) if !t.contains('/') => (p, Some(t.to_string())),
+            _ => (path_tag, None),
+        };
+        if host.is_empty() || path.is_empty() || (tag.is_none() && digest.is_none()) {
+            return Err(bad());
+        }
+        Ok(Self {
+            host: host.to_string(),
+            path: path.to_string(),
+            tag,
+            digest,
+        })
+    }
+
+    /// `host/path`, the source repository.
+    pub fn repository(&self) -> String {
+        format!("{}/{}", self.host, self.path)
+    }
+}
+
+/// Map every source repository to its target repository name (without the
+/// registry host). Errors on collisions and invalid names.
+pub fn map_repositories<'a>(
+    sources: impl IntoIterator<Item = &'a SourceRef>,
+    layout: &Layout,
+    prefix: Option<&str>,
+) -> Result<BTreeMap<String, String>, MappingError> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    let mut taken: BTreeMap<String, String> = BTreeMap::new();
+    let prefix = prefix
+        .map(|p| p.trim_matches('/'))
+        .filter(|p| !p.is_empty());
+    for s in sources {
+        let source_repo = s.repository();
+        if out.contains_key(&source_repo) {
+            continue;
+        }
+        let mapped = match layout {
+            Layout::Nested => format!("{}/{}", sanitize_host(&s.host), s.path),
+            Layout::Flat => s.path.rsplit('/').next().unwrap_or(&s.path).to_string(),
+            Layout::Explicit(map) => {
+                map.get(&source_repo)
+                    .cloned()
+                    .ok_or_else(|| MappingError::Unmapped {
+                        source_repo: source_repo.clone(),
+                    })?
+            }
+        };
+        let target = match prefix {
+            Some(p) => format!("{p}/{mapped}"),
+            None => mapped,
+        };
+        validate_name(&target).map_err(|hint| MappingError::InvalidName {
+            name: target.clone(),
+            source_repo: source_repo.clone(),
+            hint,
+        })?;
+        if let Some(first) = taken.get(&target) {
+            return Err(MappingError::Collision {
+                first: first.clone(),
+                second: source_repo,
+                target,
+            });
+        }
+        taken.insert(target.clone(), source_repo.clone());
+        out.insert(source_repo, target);
+    }
+    Ok(out)
+}
+
+/// `Host:5000` → `host-5000`: a valid path component for any registry host.
+pub fn sanitize_host(host: &str) -> String {
+    host.to_ascii_lowercase().replace(':', "-")
+}
+
+/// The distribution name grammar: `/`-separated components of
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, at most 255 characters in all.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.len() > 255 {
+        return Err(format!(
+            "it is {} characters long; the limit is 255",
+            name.len()
+        ));
+    }
+    for comp in name.split('/') {
+        if !valid_component(comp) {
+            return Err(format!(
+                "component {comp:?} must be lowercase letters and digits, separated by '.', '_', '__' or dashes"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn valid_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if is_alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !is_alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn is_alnum(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs(list: &[&str]) -> Vec<SourceRef> {
+        list.iter().map(|r| SourceRef::parse(r).unwrap()).collect()
+    }
+
+    #[test]
+    fn parses_normalized_references() {
+        let r = SourceRef::parse("127.0.0.1:5000/a/b:1.0@sha256:abc").unwrap();
+        assert_eq!(
+            (
+                r.host.as_str(),
+                r.path.as_str(),
+                r.tag.as_deref(),
+                r.digest.as_deref()
+            ),
+            ("127.0.0.1:5000", "a/b", Some("1.0"), Some("sha256:abc"))
+        );
+        let r = SourceRef::parse("docker.io/library/nginx:latest").unwrap();
+        assert_eq!(r.repository(), "docker.io/library/nginx");
+        assert!(SourceRef::parse("nginx").is_err());
+    }
+
+    #[test]
+    fn nested_layout_keeps_host_and_path_and_never_collides() {
+        let srcs = refs(&[
+            "docker.io/atp/router:1.4.0",
+            "127.0.0.1:5000/atp/router:1.4.0",
+            "Quay.IO/x/y:1",
+        ]);
+        let m = map_repositories(&srcs, &Layout::Nested, Some("mirror/")).unwrap();
+        assert_eq!(m["docker.io/atp/router"], "mirror/docker.io/atp/router");
+        assert_eq!(
+            m["127.0.0.1:5000/atp/router"],
+            "mirror/127.0.0.1-5000/atp/router"
+        );
+        assert_eq!(m["Quay.IO/x/y"], "mirror/quay.io/x/y");
+    }
+
+    #[test]
+    fn flat_layout_refuses_collisions_naming_both_sources() {
+        let srcs = refs(&["docker.io/atp/router:1", "ghcr.io/other/router:2"]);
+        let err = map_repositories(&srcs, &Layout::Flat, None).unwrap_err();
+        assert_eq!(
+            err,
+            MappingError::Collision {
+                first: "docker.io/atp/router".into(),
+                second: "ghcr.io/other/router".into(),
+                target: "router".into()
+            }
+        );
+        let ok = map_repositories(&srcs[..1], &Layout::Flat, Some("atp")).unwrap();
+        assert_eq!(ok["docker.io/atp/router"], "atp/router");
+    }
+
+    #[test]
+    fn explicit_layout_requires_every_source_and_valid_names() {
+        let srcs = refs(&["docker.io/atp/router:1"]);
+        let empty = Layout::Explicit(BTreeMap::new());
+        assert!(matches!(
+            map_repositories(&srcs, &empty, None),
+            Err(MappingError::Unmapped { .. })
+        ));
+        let bad = Layout::Explicit([("docker.io/atp/router".into(), "Bad/Name".into())].into());
+        assert!(matches!(
+            map_repositories(&srcs, &bad, None),
+            Err(MappingError::InvalidName { .. })
+        ));
+    }
+
+    #[test]
+    fn name_grammar() {
+        for ok in ["a", "a.b", "a_b", "a__b", "a---b", "127.0.0.1-5000/x"] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "A", "a/", "-a", "a..b", "a___b", "a:b", "a._b"] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+}

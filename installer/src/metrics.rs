@@ -1,0 +1,206 @@
+//! Prometheus metrics in the node_exporter textfile format, with the names
+//! from the on-prem guide.
+//!
+//! Counters and histogram buckets are cumulative across runs: their values
+//! live in the state dir (`metrics.json`), and each run rewrites the textfile
+//! atomically (temp file in the same folder, then rename), so the collector
+//! never reads half a file. Labels never carry secrets.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Upper bounds (seconds) of the image sync duration histogram.
+pub const BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+
+/// The persisted metric values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub deploys_total: u64,
+    pub deploy_success_total: u64,
+    pub deploy_failed_total: u64,
+    /// Histogram per image label: bucket counts (same order as [`BUCKETS`]),
+    /// then sum and count.
+    #[serde(default)]
+    pub image_sync: BTreeMap<String, Histogram>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    pub buckets: Vec<u64>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl Histogram {
+    pub fn observe(&mut self, seconds: f64) {
+        if self.buckets.len() != BUCKETS.len() {
+            self.buckets = vec![0; BUCKETS.len()];
+        }
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if seconds <= *le {
+                self.buckets[i] += 1;
+            }
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
+impl Metrics {
+    /// Load from `path`, or start from zero when it does not exist.
+    pub fn load(path: &Path) -> std::io::Result<Self> {
+        match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        write_atomic(path, &bytes, 0o644)
+    }
+
+    /// Count one finished run.
+    pub fn record_run(&mut self, success: bool) {
+        self.deploys_total += 1;
+        if success {
+            self.deploy_success_total += 1;
+        } else {
+            self.deploy_failed_total += 1;
+        }
+    }
+
+    pub fn observe_image(&mut self, image: &str, seconds: f64) {
+        self.image_sync
+            .entry(image.to_string())
+            .or_default()
+            .observe(seconds);
+    }
+
+    /// Render in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        for (name, help, v) in [
+            (
+                "onprem_deploys_total",
+                "Total deployment attempts.",
+                self.deploys_total,
+            ),
+            (
+                "onprem_deploy_success_total",
+                "Successful deployments.",
+                self.deploy_success_total,
+            ),
+            (
+                "onprem_deploy_failed_total",
+                "Failed deployments, refusals included.",
+                self.deploy_failed_total,
+            ),
+        ] {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        }
+        let name = "onprem_image_sync_duration_seconds";
+        let _ = writeln!(
+            s,
+            "# HELP {name} Time to sync one image to the target registry.\n# TYPE {name} histogram"
+        );
+        for (image, h) in &self.image_sync {
+            let label = escape_label(image);
+            for (i, le) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "{name}_bucket{{image=\"{label}\",le=\"{le}\"}} {}",
+                    h.buckets.get(i).copied().unwrap_or(0)
+                );
+            }
+            let _ = writeln!(
+                s,
+                "{name}_bucket{{image=\"{label}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(s, "{name}_sum{{image=\"{label}\"}} {}", h.sum);
+            let _ = writeln!(s, "{name}_count{{image=\"{label}\"}} {}", h.count);
+        }
+        s
+    }
+
+    /// Write the textfile atomically.
+    pub fn write_textfile(&self, path: &Path) -> std::io::Result<()> {
+        write_atomic(path, self.render().as_bytes(), 0o644)
+    }
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Write `bytes` to `path` through a temp file in the same folder, fsync, and
+/// rename, with the given mode from the start (so a secret is never readable
+/// by others, even briefly).
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".atp-tmp-")
+        .permissions(std::fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_accumulate_across_runs_and_render() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("metrics.json");
+        let mut m = Metrics::load(&state).unwrap();
+        m.record_run(true);
+        m.observe_image("reg/atp/router", 0.3);
+        m.save(&state).unwrap();
+        let mut m = Metrics::load(&state).unwrap();
+        m.record_run(false);
+        m.observe_image("reg/atp/router", 20.0);
+        let text = m.render();
+        assert!(text.contains("onprem_deploys_total 2\n"), "{text}");
+        assert!(text.contains("onprem_deploy_success_total 1\n"));
+        assert!(text.contains("onprem_deploy_failed_total 1\n"));
+        assert!(text.contains(
+            "onprem_image_sync_duration_seconds_bucket{image=\"reg/atp/router\",le=\"0.5\"} 1\n"
+        ));
+        assert!(text.contains(
+            "onprem_image_sync_duration_seconds_bucket{image=\"reg/atp/router\",le=\"+Inf\"} 2\n"
+        ));
+        assert!(
+            text.contains("onprem_image_sync_duration_seconds_count{image=\"reg/atp/router\"} 2\n")
+        );
+    }
+
+    #[test]
+    fn atomic_write_sets_the_mode_and_leaves_no_temp_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("secret.json");
+        write_atomic(&p, b"x", 0o600).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"x");
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
