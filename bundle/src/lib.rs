@@ -1,6 +1,29 @@
 //! The ATP Offline bundle format: one signed, content-addressed tar that holds
 //! an OCI image layout. See `docs/bundle-format.md` for the specification.
+//!
+//! File overview (what reads and writes each part of a bundle):
+//! - `oci-layout`, entry order, tar headers: [`format::ustar`], [`writer`], [`verify`]
+//! - `index.json` (annotations, descriptors): [`format::info`], [`model`]
+//! - `index.json.sig`: [`sign`], keys in [`keys`]
+//! - bundle config and artifact manifests: [`format::config`], [`model`]
+//! - reading one blob back for `inspect`/`install`: [`open`]
+//!
+//! This crate is a pure library: no network, no image pulling.
 
 pub mod digest;
+pub mod format;
+pub mod keys;
+pub mod model;
+pub mod open;
+pub mod progress;
+pub mod sample;
+pub mod sign;
+pub mod verify;
+pub mod writer;
 
 pub use digest::Digest;
+pub use format::BundleInfo;
+pub use verify::{
+    verify_file, verify_reader, BlobLocation, Finding, FindingKind, Report, VisitBlob,
+};
+pub use writer::{BlobSlot, BundleWriter, SignedIndex, WriteError};

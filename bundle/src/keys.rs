@@ -1,0 +1,396 @@
+//! Signing keys: generate, encrypt, load and fingerprint NIST P-256 keys in
+//! the formats cosign and openssl use (spec section 7).
+//!
+//! Private keys are written only in cosign's encrypted format (scrypt +
+//! nacl/secretbox over PKCS#8 DER). Untrusted KDF parameters are checked
+//! before any key derivation, so a hostile key file cannot make us burn
+//! minutes of CPU or gigabytes of memory. Passwords never appear in errors
+//! or `Debug` output.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use crypto_secretbox::aead::{Aead, KeyInit};
+use crypto_secretbox::XSalsa20Poly1305;
+use p256::ecdsa::{SigningKey, VerifyingKey};
+use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use pkcs8::der::pem::{self, LineEnding};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+/// PEM label cosign writes for encrypted private keys.
+pub const SIGSTORE_PRIVATE_LABEL: &str = "ENCRYPTED SIGSTORE PRIVATE KEY";
+/// Older cosign label, read too.
+pub const COSIGN_PRIVATE_LABEL: &str = "ENCRYPTED COSIGN PRIVATE KEY";
+/// Plain PKCS#8 private key (`openssl genpkey`).
+pub const PKCS8_PRIVATE_LABEL: &str = "PRIVATE KEY";
+/// SubjectPublicKeyInfo public key.
+pub const PUBLIC_LABEL: &str = "PUBLIC KEY";
+
+/// scrypt parameters written by [`keygen`] (cosign's: N = 2^15, r = 8, p = 1).
+const LOG_N: u8 = 15;
+const ACCEPTED_LOG_N: [u8; 3] = [15, 16, 17];
+
+/// Why a key could not be made or read.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{source_name}: not a PEM file: {reason}; hint: pass a key made by `atp-bundler keygen`, cosign or openssl")]
+    NotPem { source_name: String, reason: String },
+    #[error("{source_name}: expected a {expected} PEM block but found {found:?}; hint: {hint}")]
+    WrongPemType {
+        source_name: String,
+        expected: &'static str,
+        found: String,
+        hint: &'static str,
+    },
+    #[error("{source_name}: malformed encrypted key: {reason}")]
+    BadEncryptedKey { source_name: String, reason: String },
+    #[error("{source_name}: refusing scrypt parameters N={n}, r={r}, p={p}: only N of 2^15, 2^16 or 2^17 with r=8 and p=1 are accepted; hint: re-create the key with `atp-bundler keygen` or `cosign generate-key-pair`")]
+    UnsafeKdfParams {
+        source_name: String,
+        n: u64,
+        r: u64,
+        p: u64,
+    },
+    #[error("wrong password for {source_name}; hint: set ATP_KEY_PASSWORD (or COSIGN_PASSWORD) to the password the key was created with")]
+    WrongPassword { source_name: String },
+    #[error("{source_name}: not a NIST P-256 key: {reason}; hint: ATP Offline signs with ECDSA P-256 only (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256)")]
+    NotP256 { source_name: String, reason: String },
+    #[error("{source_name}: {source}")]
+    Io {
+        source_name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not encode key: {reason}")]
+    Encode { reason: String },
+}
+
+#[derive(Serialize, Deserialize)]
+struct EncryptedKey {
+    kdf: Kdf,
+    cipher: Cipher,
+    ciphertext: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Kdf {
+    name: String,
+    params: KdfParams,
+    salt: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[allow(non_snake_case)]
+struct KdfParams {
+    N: u64,
+    r: u64,
+    p: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Cipher {
+    name: String,
+    nonce: String,
+}
+
+/// Generate a key pair: `(private PEM, public PEM)`, the private key
+/// encrypted with `password` in cosign's format.
+pub fn keygen(password: &str) -> Result<(String, String), KeyError> {
+    let key = SigningKey::random(&mut OsRng);
+    let private = encrypt_private(&key, password)?;
+    Ok((private, public_pem(key.verifying_key())?))
+}
+
+/// Encrypt a private key in cosign's `ENCRYPTED SIGSTORE PRIVATE KEY` format.
+pub fn encrypt_private(key: &SigningKey, password: &str) -> Result<String, KeyError> {
+    let der = key.to_pkcs8_der().map_err(|e| KeyError::Encode {
+        reason: e.to_string(),
+    })?;
+    let mut salt = [0u8; 32];
+    let mut nonce = [0u8; 24];
+    OsRng.fill_bytes(&mut salt);
+    OsRng.fill_bytes(&mut nonce);
+    let secret = derive(password, &salt, LOG_N)?;
+    let cipher = XSalsa20Poly1305::new((&secret).into());
+    let ciphertext = cipher
+        .encrypt((&nonce).into(), der.as_bytes())
+        .map_err(|e| KeyError::Encode {
+            reason: e.to_string(),
+        })?;
+    let body = EncryptedKey {
+        kdf: Kdf {
+            name: "scrypt".into(),
+            params: KdfParams {
+                N: 1 << LOG_N,
+                r: 8,
+                p: 1,
+            },
+            salt: B64.encode(salt),
+        },
+        cipher: Cipher {
+            name: "nacl/secretbox".into(),
+            nonce: B64.encode(nonce),
+        },
+        ciphertext: B64.encode(ciphertext),
+    };
+    let json = serde_json::to_vec(&body).map_err(|e| KeyError::Encode {
+        reason: e.to_string(),
+    })?;
+    pem::encode_string(SIGSTORE_PRIVATE_LABEL, LineEnding::LF, &json).map_err(|e| {
+        KeyError::Encode {
+            reason: e.to_string(),
+        }
+    })
+}
+
+fn derive(password: &str, salt: &[u8], log_n: u8) -> Result<[u8; 32], KeyError> {
+    let params = scrypt::Params::new(log_n, 8, 1, 32).map_err(|e| KeyError::Encode {
+        reason: e.to_string(),
+    })?;
+    let mut out = [0u8; 32];
+    scrypt::scrypt(password.as_bytes(), salt, &params, &mut out).map_err(|e| KeyError::Encode {
+        reason: e.to_string(),
+    })?;
+    Ok(out)
+}
+
+fn decode_pem(pem_text: &str, source_name: &str) -> Result<(String, Vec<u8>), KeyError> {
+    let (label, der) =
+        pem::decode_vec(pem_text.trim().as_bytes()).map_err(|e| KeyError::NotPem {
+            source_name: source_name.to_string(),
+            reason: e.to_string(),
+        })?;
+    Ok((label.to_string(), der))
+}
+
+/// Load a private key from PEM text; errors call it "private key".
+pub fn load_private(pem_text: &str, password: &str) -> Result<SigningKey, KeyError> {
+    load_private_named(pem_text, password, "private key")
+}
+
+/// Load a private key from a file; errors name the path.
+pub fn load_private_file(path: &std::path::Path, password: &str) -> Result<SigningKey, KeyError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+        source_name: name.clone(),
+        source,
+    })?;
+    load_private_named(&text, password, &name)
+}
+
+/// Load a private key: cosign encrypted (`ENCRYPTED SIGSTORE PRIVATE KEY` or
+/// `ENCRYPTED COSIGN PRIVATE KEY`) or plain PKCS#8 `PRIVATE KEY`.
+/// `source_name` names the key in errors.
+pub fn load_private_named(
+    pem_text: &str,
+    password: &str,
+    source_name: &str,
+) -> Result<SigningKey, KeyError> {
+    let (label, body) = decode_pem(pem_text, source_name)?;
+    let not_p256 = |reason: String| KeyError::NotP256 {
+        source_name: source_name.to_string(),
+        reason,
+    };
+    match label.as_str() {
+        SIGSTORE_PRIVATE_LABEL | COSIGN_PRIVATE_LABEL => {
+            let der = decrypt(&body, password, source_name)?;
+            SigningKey::from_pkcs8_der(&der).map_err(|e| not_p256(e.to_string()))
+        }
+        PKCS8_PRIVATE_LABEL => {
+            SigningKey::from_pkcs8_der(&body).map_err(|e| not_p256(e.to_string()))
+        }
+        other => Err(KeyError::WrongPemType {
+            source_name: source_name.to_string(),
+            expected: "private key (ENCRYPTED SIGSTORE PRIVATE KEY, ENCRYPTED COSIGN PRIVATE KEY or PRIVATE KEY)",
+            found: other.to_string(),
+            hint: if other == PUBLIC_LABEL {
+                "this is a public key; pass the private key (the .key file) for signing"
+            } else if other == "EC PRIVATE KEY" {
+                "convert it with `openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.pk8`"
+            } else {
+                "create a key with `atp-bundler keygen`"
+            },
+        }),
+    }
+}
+
+fn decrypt(body: &[u8], password: &str, source_name: &str) -> Result<Vec<u8>, KeyError> {
+    let bad = |reason: &str| KeyError::BadEncryptedKey {
+        source_name: source_name.to_string(),
+        reason: reason.to_string(),
+    };
+    let enc: EncryptedKey =
+        serde_json::from_slice(body).map_err(|e| bad(&format!("invalid JSON body: {e}")))?;
+    if enc.kdf.name != "scrypt" {
+        return Err(bad(&format!("unsupported kdf {:?}", enc.kdf.name)));
+    }
+    if enc.cipher.name != "nacl/secretbox" {
+        return Err(bad(&format!("unsupported cipher {:?}", enc.cipher.name)));
+    }
+    let KdfParams { N: n, r, p } = enc.kdf.params;
+    let log_n = ACCEPTED_LOG_N.into_iter().find(|&l| 1u64 << l == n);
+    let log_n = match log_n {
+        Some(l) if r == 8 && p == 1 => l,
+        _ => {
+            return Err(KeyError::UnsafeKdfParams {
+                source_name: source_name.to_string(),
+                n,
+                r,
+                p,
+            })
+        }
+    };
+    let salt = B64
+        .decode(&enc.kdf.salt)
+        .map_err(|e| bad(&format!("salt: {e}")))?;
+    let nonce = B64
+        .decode(&enc.cipher.nonce)
+        .map_err(|e| bad(&format!("nonce: {e}")))?;
+    if nonce.len() != 24 {
+        return Err(bad(&format!("nonce is {} bytes, expected 24", nonce.len())));
+    }
+    let ciphertext = B64
+        .decode(&enc.ciphertext)
+        .map_err(|e| bad(&format!("ciphertext: {e}")))?;
+    let secret = derive(password, &salt, log_n)?;
+    let cipher = XSalsa20Poly1305::new((&secret).into());
+    cipher
+        .decrypt(nonce[..].into(), &ciphertext[..])
+        .map_err(|_| KeyError::WrongPassword {
+            source_name: source_name.to_string(),
+        })
+}
+
+/// Load a public key (`PUBLIC KEY` PEM).
+pub fn load_public(pem_text: &str) -> Result<VerifyingKey, KeyError> {
+    load_public_named(pem_text, "public key")
+}
+
+/// Load a public key from a file; errors name the path.
+pub fn load_public_file(path: &std::path::Path) -> Result<VerifyingKey, KeyError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+        source_name: name.clone(),
+        source,
+    })?;
+    load_public_named(&text, &name)
+}
+
+/// Load a public key; `source_name` names it in errors.
+pub fn load_public_named(pem_text: &str, source_name: &str) -> Result<VerifyingKey, KeyError> {
+    let (label, der) = decode_pem(pem_text, source_name)?;
+    if label != PUBLIC_LABEL {
+        return Err(KeyError::WrongPemType {
+            source_name: source_name.to_string(),
+            expected: "PUBLIC KEY",
+            found: label.clone(),
+            hint: if label.contains("PRIVATE") {
+                "this is a private key; pass the public key (the .pub file) to verify"
+            } else {
+                "pass the .pub file written by `atp-bundler keygen` or `cosign generate-key-pair`"
+            },
+        });
+    }
+    VerifyingKey::from_public_key_der(&der).map_err(|e| KeyError::NotP256 {
+        source_name: source_name.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// PEM `PUBLIC KEY` text of a verifying key.
+pub fn public_pem(key: &VerifyingKey) -> Result<String, KeyError> {
+    key.to_public_key_pem(LineEnding::LF)
+        .map_err(|e| KeyError::Encode {
+            reason: e.to_string(),
+        })
+}
+
+/// `sha256:<hex>` of the key's SubjectPublicKeyInfo DER.
+pub fn fingerprint(key: &VerifyingKey) -> String {
+    let der = key
+        .to_public_key_der()
+        .expect("a P-256 public key always encodes");
+    crate::Digest::of(der.as_bytes()).to_string()
+}
+
+/// The key password from `ATP_KEY_PASSWORD`, else `COSIGN_PASSWORD`; `None`
+/// when neither is set. An empty password is a valid value.
+pub fn password_from_env() -> Option<String> {
+    std::env::var("ATP_KEY_PASSWORD")
+        .ok()
+        .or_else(|| std::env::var("COSIGN_PASSWORD").ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosign_round_trip_and_wrong_password() {
+        let (private, public) = keygen("hunter2").unwrap();
+        assert!(private.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n"));
+        let sk = load_private(&private, "hunter2").unwrap();
+        let vk = load_public(&public).unwrap();
+        assert_eq!(sk.verifying_key(), &vk);
+        let err = load_private_named(&private, "nope", "release.key").unwrap_err();
+        assert!(matches!(err, KeyError::WrongPassword { .. }));
+        let msg = err.to_string();
+        assert!(msg.starts_with("wrong password for release.key"), "{msg}");
+        assert!(msg.contains("hint: set ATP_KEY_PASSWORD"), "{msg}");
+        assert!(!msg.contains("nope"));
+    }
+
+    #[test]
+    fn old_cosign_label_is_read() {
+        let (private, _) = keygen("").unwrap();
+        let renamed = private.replace(SIGSTORE_PRIVATE_LABEL, COSIGN_PRIVATE_LABEL);
+        assert!(load_private(&renamed, "").is_ok());
+    }
+
+    #[test]
+    fn huge_scrypt_n_is_refused_before_deriving() {
+        let (private, _) = keygen("").unwrap();
+        let (_, body) = pem::decode_vec(private.as_bytes()).unwrap();
+        for (n, r, p) in [
+            (1u64 << 30, 8, 1),
+            (1 << 15, 16, 1),
+            (1 << 15, 8, 2),
+            (1 << 14, 8, 1),
+        ] {
+            let text = String::from_utf8(body.clone()).unwrap().replace(
+                r#""N":32768,"r":8,"p":1"#,
+                &format!(r#""N":{n},"r":{r},"p":{p}"#),
+            );
+            let pem_text =
+                pem::encode_string(SIGSTORE_PRIVATE_LABEL, LineEnding::LF, text.as_bytes())
+                    .unwrap();
+            let start = std::time::Instant::now();
+            let err = load_private(&pem_text, "").unwrap_err();
+            assert!(start.elapsed().as_millis() < 200);
+            assert!(matches!(err, KeyError::UnsafeKdfParams { .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn wrong_pem_types_are_named() {
+        let (private, public) = keygen("").unwrap();
+        let err = load_private(&public, "").unwrap_err();
+        assert!(err.to_string().contains("found \"PUBLIC KEY\""), "{err}");
+        assert!(
+            err.to_string().contains("hint: this is a public key"),
+            "{err}"
+        );
+        let err = load_public(&private).unwrap_err();
+        assert!(err.to_string().contains("this is a private key"), "{err}");
+        assert!(matches!(load_public("hello"), Err(KeyError::NotPem { .. })));
+    }
+
+    #[test]
+    fn fingerprint_is_sha256_of_spki() {
+        let (_, public) = keygen("").unwrap();
+        let vk = load_public(&public).unwrap();
+        let (_, der) = pem::decode_vec(public.as_bytes()).unwrap();
+        assert_eq!(fingerprint(&vk), crate::Digest::of(&der).to_string());
+    }
+}
