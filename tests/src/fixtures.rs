@@ -93,6 +93,34 @@ impl FixtureImage {
         self.descriptor()["digest"].as_str().unwrap().to_owned()
     }
 
+    /// A temporary copy of a single-manifest image in skopeo's `dir:`
+    /// transport layout (`version`, `manifest.json`, blobs named by hex).
+    pub fn dir_transport_copy(&self) -> tempfile::TempDir {
+        let tmp = tempfile::Builder::new()
+            .prefix("atp-fixture-dir-")
+            .tempdir()
+            .expect("temp dir");
+        let manifest = self.blob(&self.digest());
+        let parsed: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+        assert!(
+            parsed.get("manifests").is_none(),
+            "{}: dir: copies are for single manifests only",
+            self.dir
+        );
+        let write = |name: &str, bytes: &[u8]| {
+            std::fs::write(tmp.path().join(name), bytes).expect("writing dir: copy");
+        };
+        write("version", b"Directory Transport Version: 1.1\n");
+        write("manifest.json", &manifest);
+        let children =
+            std::iter::once(&parsed["config"]).chain(parsed["layers"].as_array().unwrap());
+        for d in children {
+            let digest = d["digest"].as_str().unwrap();
+            write(digest.strip_prefix("sha256:").unwrap(), &self.blob(digest));
+        }
+        tmp
+    }
+
     /// Bytes of a blob in the layout, by `sha256:<hex>` digest.
     pub fn blob(&self, digest: &str) -> Vec<u8> {
         let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
@@ -112,7 +140,15 @@ pub fn index_digest(image: &FixtureImage) -> String {
 pub fn push(reg: &Registry, image: &FixtureImage, repo: &str) -> String {
     let digest_file = tempfile::NamedTempFile::new().expect("temp digest file");
     let digest_path = digest_file.path().display().to_string();
-    let src = image.oci_ref();
+    // skopeo 1.9's `oci:` transport only finds index.json descriptors of OCI
+    // media types, so a Docker schema 2 image goes through a `dir:` copy.
+    let dir_copy;
+    let src = if image.media_type == DOCKER_MANIFEST {
+        dir_copy = image.dir_transport_copy();
+        format!("dir:{}", dir_copy.path().display())
+    } else {
+        image.oci_ref()
+    };
     let dest = format!("docker://{}/{repo}:{}", reg.host(), image.tag);
     let flags = reg.skopeo_dest_flags();
     let mut args = vec![

@@ -5,6 +5,7 @@
 //! Never binds anything but loopback; every process it starts is stopped on drop.
 
 pub mod bins;
+pub mod fixture_gen;
 pub mod fixtures;
 pub mod pki;
 pub mod proxy;
