@@ -13,6 +13,7 @@
 pub mod digest;
 pub mod format;
 pub mod keys;
+pub mod kustomize;
 pub mod model;
 pub mod open;
 pub mod progress;

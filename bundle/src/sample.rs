@@ -80,7 +80,7 @@ pub fn sample_with_delta(
     expires: Option<OffsetDateTime>,
     delta: bool,
 ) -> Result<Sample, PlanError> {
-    let shared = filler(1, 3000);
+    let shared = filler(1, 1500);
     let mut store: HashMap<Digest, Vec<u8>> = HashMap::new();
     let mut put = |bytes: Vec<u8>, mt: &str| {
         let d = Descriptor::of_bytes(mt, &bytes);
@@ -99,7 +99,7 @@ pub fn sample_with_delta(
             "application/vnd.oci.image.config.v1+json",
         );
         let own = put(
-            filler(10 + i as u8, 700 + 511 * i),
+            filler(10 + i as u8, 100 + 211 * i),
             "application/vnd.oci.image.layer.v1.tar+gzip",
         );
         configs.push(config.digest.clone());

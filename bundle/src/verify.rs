@@ -218,6 +218,8 @@ pub fn verify_reader_with<R: Read, V: VisitBlob>(
         seen: HashMap::new(),
         early: HashMap::new(),
         omitted: HashSet::new(),
+        skipped: HashSet::new(),
+        damaged: Vec::new(),
         config_digest: None,
         damaged_in_a_row: 0,
     };
@@ -330,6 +332,10 @@ struct Verifier<'a, R, V> {
     /// Unreferenced blobs that hashed to their name: (size, offset, finding).
     early: HashMap<Digest, (u64, u64, usize)>,
     omitted: HashSet<Digest>,
+    /// Pending blobs passed over by a later one (spec 2.1 order).
+    skipped: HashSet<Digest>,
+    /// Manifests whose content failed, so their children are unknown.
+    damaged: Vec<Digest>,
     config_digest: Option<Digest>,
     damaged_in_a_row: u32,
 }
@@ -985,44 +991,46 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
                 return Err(self.truncated(Some(&digest), path, h_off, "blob data"));
             }
             self.padding(size, Some(&digest), path, h_off)?;
+            let message = match self.damaged.first() {
+                Some(m) => format!("blob is not referenced by any verified manifest before it (the damaged manifest {m} may reference it)"),
+                None => "blob is not referenced by any verified manifest before it; hint: extra or misplaced content, rebuild the bundle".into(),
+            };
             let i = self.find(
                 FindingKind::UnreferencedBlob,
                 Some(&digest),
                 None,
                 h_off,
-                "blob is not referenced by any verified manifest before it; hint: extra or misplaced content, rebuild the bundle".into(),
+                message,
             );
             if h.finish().0 == digest {
                 self.early.insert(digest, (size, h_off, i));
             }
             return Ok(());
         };
-        // Depth-first order: the next pending, not yet present, not omitted.
-        while let Some(top) = self.stack.last() {
-            if self.seen.contains_key(top) || self.omitted.contains(top) {
-                self.stack.pop();
-            } else {
-                break;
+        // Depth-first order. A blob found deeper in the pending stack means
+        // the ones above it were skipped: that is only an ordering problem
+        // if one of them turns up later (else they are reported missing).
+        if let Some(pos) = self.stack.iter().rposition(|d| *d == digest) {
+            for skipped in self.stack.drain(pos..).skip(1) {
+                if !self.seen.contains_key(&skipped) && !self.omitted.contains(&skipped) {
+                    self.skipped.insert(skipped);
+                }
             }
-        }
-        match self.stack.last() {
-            Some(top) if *top == digest => {
-                self.stack.pop();
-            }
-            other => {
-                let expected = other
-                    .map(|d| format!("expected {d} next"))
-                    .unwrap_or_else(|| "no blob expected here".into());
-                self.find(
-                    FindingKind::WrongOrder,
-                    Some(&digest),
-                    None,
-                    h_off,
-                    format!("blob out of depth-first order: {expected}"),
-                );
-            }
+            self.stack.pop();
+        } else if self.skipped.remove(&digest) {
+            self.find(
+                FindingKind::WrongOrder,
+                Some(&digest),
+                None,
+                h_off,
+                "blob out of depth-first order: it comes after blobs that follow it in the order of spec section 2.1".into(),
+            );
         }
         self.seen.insert(digest.clone(), h_off);
+        if ManifestKind::of(&a.media_type).is_some() {
+            // Until it verifies, count it as damaged.
+            self.damaged.push(digest.clone());
+        }
         if size != a.size {
             self.find(
                 FindingKind::WrongSize,
@@ -1097,9 +1105,15 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
             header_offset: h_off,
             data_offset,
         };
+        if self.damaged.last() == Some(&digest) {
+            self.damaged.pop();
+        }
         self.visitor.verified(&loc);
         self.report.blobs.push(loc);
         if !keep {
+            if kind.is_some() {
+                self.damaged.push(digest);
+            }
             return Ok(());
         }
         if is_config {
@@ -1114,6 +1128,7 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
         let parsed = match Manifest::parse(media_type, bytes, &digest.to_string()) {
             Ok(m) => m,
             Err(e) => {
+                self.damaged.push(digest.clone());
                 self.find(
                     FindingKind::BadManifest,
                     Some(digest),
@@ -1225,6 +1240,10 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
                 continue;
             }
             if let Some((size, off, i)) = self.early.get(&d).copied() {
+                if !self.damaged.is_empty() {
+                    // Present, but its place can't be judged: a parent is damaged.
+                    continue;
+                }
                 if size == a.size {
                     let f = &mut self.report.findings[i];
                     f.kind = FindingKind::WrongOrder;
