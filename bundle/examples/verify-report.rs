@@ -14,7 +14,11 @@ fn main() {
     let now = atp_bundle::format::info::parse_time(now).expect("NOW like 2026-11-28T00:00:00Z");
     for f in files {
         let r = atp_bundle::verify_file(Path::new(f), &key, now).expect("open");
-        println!("{f}: {} finding(s), {} blobs verified", r.findings.len(), r.blobs.len());
+        println!(
+            "{f}: {} finding(s), {} blobs verified",
+            r.findings.len(),
+            r.blobs.len()
+        );
         for x in &r.findings {
             println!("  [{:?}] {x}", x.kind);
         }
