@@ -1,6 +1,16 @@
 //! The connected side of ATP Offline: every `atp-bundler` operation as a
 //! library function, so the CLI in `main.rs` stays a thin wrapper.
+//!
+//! - [`create`]: spec → signed bundle
+//! - [`resolve`]: images from registries, OCI layouts, docker archives
+//! - [`files`]: scan model files and other file sets
+//! - [`spec`]: the bundle spec file
+//! - [`source`]: local image sources
 
-pub mod kustomize;
+pub mod create;
+pub mod files;
+pub mod inspect;
+pub mod keygen;
+pub mod resolve;
 pub mod source;
 pub mod spec;

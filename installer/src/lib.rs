@@ -1,6 +1,21 @@
 //! The disconnected side of ATP Offline: every `atp-installer` operation as a
 //! library function, so the CLI in `main.rs` stays a thin wrapper.
+//!
+//! - [`verify`]: check every byte of a bundle against the trusted key
+//! - [`install`]: verify → push → render → air-gap gate → apply → record
+//! - [`push`]: bundled images into the site registry, digests preserved
+//! - [`render`]: the shipped overlay rewritten for the site
+//! - [`gate`]: the air-gap gate over rendered output
+//! - [`apply`]: the kubectl boundary
+//! - [`mapping`]: source repository → site repository
+//! - [`state`], [`metrics`]: rollback protection, receipts, Prometheus textfile
 
+pub mod apply;
+pub mod gate;
+pub mod install;
 pub mod mapping;
 pub mod metrics;
+pub mod push;
+pub mod render;
 pub mod state;
+pub mod verify;

@@ -1,12 +1,226 @@
 //! `atp-installer`: thin command-line wrapper over the `atp_installer` library.
 
-use clap::Parser;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use atp_installer::apply::ApplyOptions;
+use atp_installer::install::InstallOptions;
+use atp_installer::mapping::Layout;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[path = "../../bundler/src/cli/ui.rs"]
+mod ui;
 
 /// ATP Offline installer: verify a bundle, push it to the internal registry, render the overlay (disconnected side).
 #[derive(Parser)]
 #[command(name = "atp-installer", version, about)]
-struct Cli {}
+struct Cli {
+    /// Only warnings and errors on stderr.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check every byte of a bundle against the trusted public key. Contacts nothing.
+    Verify {
+        #[arg(value_name = "FILE.tar")]
+        bundle: PathBuf,
+        #[arg(long, value_name = "PREFIX.pub")]
+        key: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify, push every image to the site registry, render the overlay, optionally apply it.
+    Install(InstallArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LayoutArg {
+    /// REGISTRY/[PREFIX/]<source host>/<source path> (never collides)
+    Nested,
+    /// REGISTRY/[PREFIX/]<last path component> (collisions are refused)
+    Flat,
+}
+
+#[derive(Args)]
+struct InstallArgs {
+    #[arg(value_name = "FILE.tar")]
+    bundle: PathBuf,
+    #[arg(long, value_name = "PREFIX.pub")]
+    key: PathBuf,
+    /// The site registry.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    registry: String,
+    /// Talk plain HTTP to the site registry (TLS is verified otherwise).
+    #[arg(long)]
+    plain_http: bool,
+    /// CA certificate of the site registry (also shipped to the cluster as the registry-certs secret).
+    #[arg(long, value_name = "CA.crt")]
+    registry_ca: Option<PathBuf>,
+    #[arg(long, value_name = "U", requires = "password_stdin")]
+    username: Option<String>,
+    /// Read the registry password from standard input.
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+    /// Put every repository under this path in the site registry.
+    #[arg(long, value_name = "PREFIX")]
+    repo_prefix: Option<String>,
+    /// Repository layout in the site registry.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "nested",
+        conflicts_with = "mapping_file"
+    )]
+    layout: LayoutArg,
+    /// Explicit mapping, JSON or YAML: {"source/repo": "target/repo"}.
+    #[arg(long, value_name = "FILE")]
+    mapping_file: Option<PathBuf>,
+    /// Blob uploads in flight.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Where to render the overlay (default: under the state dir).
+    #[arg(long, value_name = "DIR")]
+    render_to: Option<PathBuf>,
+    /// Apply the rendered overlay with kubectl and wait for rollouts.
+    #[arg(long)]
+    apply: bool,
+    #[arg(long, requires = "apply")]
+    kubeconfig: Option<PathBuf>,
+    #[arg(long, requires = "apply")]
+    context: Option<String>,
+    /// Rollout wait per workload.
+    #[arg(long, default_value = "300s", requires = "apply")]
+    rollout_timeout: String,
+    #[arg(long, value_name = "DIR", default_value = atp_installer::state::DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    /// Write Prometheus textfile metrics here (atomically).
+    #[arg(long, value_name = "FILE")]
+    metrics_file: Option<PathBuf>,
+    /// Accept a bundle whose sequence is not newer than the installed one.
+    #[arg(long)]
+    allow_downgrade: bool,
+    #[arg(long)]
+    json: bool,
+}
 
 fn main() {
-    let _cli = Cli::parse();
+    let cli = Cli::parse();
+    ui::init_logging(cli.quiet);
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Verify { bundle, key, json } => {
+            let progress = Arc::new(ui::Ui::new(cli.quiet || json));
+            let report = atp_installer::verify::verify(
+                &bundle,
+                &key,
+                time::OffsetDateTime::now_utc(),
+                progress,
+            )?;
+            let summary = atp_installer::verify::summarize(&bundle, &report);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print!("{}", summary.to_text());
+            }
+            Ok(if summary.ok { 0 } else { 1 })
+        }
+        Command::Install(a) => {
+            let json = a.json;
+            let opts = install_options(a)?;
+            let progress = Arc::new(ui::Ui::new(cli.quiet || json));
+            let rt = tokio::runtime::Runtime::new()?;
+            let summary = rt.block_on(atp_installer::install::install(&opts, progress))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                for i in &summary.images {
+                    println!("{} -> {} ({})", i.source, i.target, i.digest);
+                }
+                println!(
+                    "blobs: {} uploaded, {} skipped, {} mounted; manifests: {} pushed, {} already there",
+                    summary.uploaded,
+                    summary.skipped,
+                    summary.mounted,
+                    summary.manifests_pushed,
+                    summary.manifests_skipped
+                );
+                if let Some(r) = &summary.rendered {
+                    println!(
+                        "rendered {} ({} objects)",
+                        r.display(),
+                        summary.objects.len()
+                    );
+                }
+                if summary.applied {
+                    println!("applied and rolled out");
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn install_options(a: InstallArgs) -> Result<InstallOptions> {
+    let credentials = match (a.username, a.password_stdin) {
+        (Some(u), true) => {
+            let mut p = String::new();
+            std::io::stdin()
+                .read_to_string(&mut p)
+                .context("reading the password from standard input")?;
+            let p = p.trim_end_matches(['\n', '\r']).to_string();
+            if p.is_empty() {
+                bail!("--password-stdin: standard input was empty\nhint: echo \"$PASSWORD\" | atp-installer install ... --password-stdin");
+            }
+            Some((u, p))
+        }
+        _ => None,
+    };
+    let layout = match (&a.mapping_file, a.layout) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading mapping file {}", path.display()))?;
+            let map = serde_yaml_ng::from_str(&text).with_context(|| {
+                format!("mapping file {} is not a JSON or YAML map", path.display())
+            })?;
+            Layout::Explicit(map)
+        }
+        (None, LayoutArg::Nested) => Layout::Nested,
+        (None, LayoutArg::Flat) => Layout::Flat,
+    };
+    Ok(InstallOptions {
+        bundle: a.bundle,
+        key: a.key,
+        registry: a.registry,
+        plain_http: a.plain_http,
+        registry_ca: a.registry_ca,
+        credentials,
+        repo_prefix: a.repo_prefix,
+        layout,
+        concurrency: a.concurrency,
+        render_to: a.render_to,
+        apply: a.apply.then_some(ApplyOptions {
+            kubeconfig: a.kubeconfig,
+            context: a.context,
+            timeout: a.rollout_timeout,
+        }),
+        state_dir: a.state_dir,
+        metrics_file: a.metrics_file,
+        allow_downgrade: a.allow_downgrade,
+        retry: None,
+    })
 }

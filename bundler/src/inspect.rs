@@ -1,0 +1,161 @@
+//! `atp-bundler inspect`: what a bundle holds, read from its index and bundle
+//! config without a key. Inspect does not verify: it says so, and points to
+//! `atp-installer verify`.
+
+use std::path::Path;
+
+use atp_bundle::open::Bundle;
+use serde::Serialize;
+
+/// The inspect report (also the `--json` output).
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    pub name: String,
+    pub version: String,
+    pub channel: String,
+    pub sequence: u64,
+    pub created: String,
+    pub expires: Option<String>,
+    pub key_fingerprint: String,
+    pub delta: bool,
+    pub index_digest: String,
+    pub size: u64,
+    pub blobs: usize,
+    pub images: Vec<InspectImage>,
+    pub files: Vec<InspectFile>,
+    pub manifests: Option<InspectManifests>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InspectImage {
+    pub reference: String,
+    pub digest: String,
+    pub media_type: String,
+    pub platforms: Vec<String>,
+    pub used_by: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InspectFile {
+    pub set: String,
+    pub path: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InspectManifests {
+    pub root: String,
+    pub overlay: Option<String>,
+}
+
+/// Read what a bundle holds.
+pub fn inspect(path: &Path) -> Result<Inspection, atp_bundle::open::OpenError> {
+    let b = Bundle::open(path)?;
+    let fmt = atp_bundle::format::info::format_time;
+    let config = b.config.as_ref();
+    Ok(Inspection {
+        name: b.info.name.clone(),
+        version: b.info.version.clone(),
+        channel: b.info.channel.clone(),
+        sequence: b.info.sequence,
+        created: fmt(b.info.created),
+        expires: b.info.expires.map(fmt),
+        key_fingerprint: b.info.key_fingerprint.clone(),
+        delta: b.info.delta,
+        index_digest: atp_bundle::Digest::of(&b.index_bytes).to_string(),
+        size: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        blobs: b.blobs.len(),
+        images: config
+            .map(|c| {
+                c.images
+                    .iter()
+                    .map(|i| InspectImage {
+                        reference: i.reference.clone(),
+                        digest: i.digest.to_string(),
+                        media_type: i.media_type.clone(),
+                        platforms: i.platforms.clone(),
+                        used_by: i.used_by.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        files: config
+            .map(|c| {
+                c.files
+                    .iter()
+                    .map(|f| InspectFile {
+                        set: f.set.clone(),
+                        path: f.path.clone(),
+                        digest: f.digest.to_string(),
+                        size: f.size,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        manifests: config
+            .and_then(|c| c.manifests.as_ref())
+            .map(|m| InspectManifests {
+                root: m.root.clone(),
+                overlay: m.overlay.clone(),
+            }),
+    })
+}
+
+impl Inspection {
+    /// Human-readable form.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "bundle    {} {} ({} #{})",
+            self.name, self.version, self.channel, self.sequence
+        );
+        let _ = writeln!(s, "created   {}", self.created);
+        if let Some(e) = &self.expires {
+            let _ = writeln!(s, "expires   {e}");
+        }
+        let _ = writeln!(s, "signed by {}", self.key_fingerprint);
+        let _ = writeln!(s, "index     {}", self.index_digest);
+        let _ = writeln!(
+            s,
+            "size      {} bytes, {} blobs{}",
+            self.size,
+            self.blobs,
+            if self.delta { " (delta)" } else { "" }
+        );
+        let _ = writeln!(s, "images:");
+        for i in &self.images {
+            let _ = writeln!(
+                s,
+                "  {}\n    {} [{}]",
+                i.reference,
+                i.digest,
+                i.platforms.join(", ")
+            );
+            for u in &i.used_by {
+                let _ = writeln!(s, "    used by {u}");
+            }
+        }
+        if !self.files.is_empty() {
+            let _ = writeln!(s, "files:");
+            for f in &self.files {
+                let _ = writeln!(s, "  {}/{}  {} bytes  {}", f.set, f.path, f.size, f.digest);
+            }
+        }
+        if let Some(m) = &self.manifests {
+            let _ = writeln!(
+                s,
+                "manifests: {} (overlay {})",
+                m.root,
+                m.overlay.as_deref().unwrap_or("-")
+            );
+        }
+        let _ = writeln!(
+            s,
+            "not verified: run `atp-installer verify FILE --key KEY.pub` to check every byte"
+        );
+        s
+    }
+}

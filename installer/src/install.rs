@@ -1,0 +1,456 @@
+//! `atp-installer install`: verify → refuse rollbacks → push → render →
+//! air-gap gate → apply (optional) → receipt and metrics.
+//!
+//! Fail closed: nothing is sent to the registry until the whole bundle has
+//! verified, and nothing is rendered or applied unless every image is in
+//! place. Every run, refusals included, is counted in the metrics.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use atp_bundle::format::{media, role};
+use atp_bundle::progress::Progress;
+use atp_bundle::verify::{BlobLocation, Report};
+use atp_bundle::Digest;
+use atp_registry::{Client, ClientOptions, Credentials, RegistryConfig, Repository, RetryPolicy};
+use serde::Serialize;
+
+use crate::apply::{self, ApplyOptions};
+use crate::gate::{self, Offence, Presence};
+use crate::mapping::{self, Layout, SourceRef};
+use crate::metrics::{write_atomic, Metrics};
+use crate::push::{self, ImagePush, PushStats};
+use crate::render::{self, PlacedImage};
+use crate::state::{SequenceCheck, StateDir};
+
+/// Everything `install` needs.
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    pub bundle: PathBuf,
+    pub key: PathBuf,
+    /// Target registry, `host[:port]`.
+    pub registry: String,
+    pub plain_http: bool,
+    pub registry_ca: Option<PathBuf>,
+    pub credentials: Option<(String, String)>,
+    pub repo_prefix: Option<String>,
+    pub layout: Layout,
+    pub concurrency: usize,
+    pub render_to: Option<PathBuf>,
+    pub apply: Option<ApplyOptions>,
+    pub state_dir: PathBuf,
+    pub metrics_file: Option<PathBuf>,
+    pub allow_downgrade: bool,
+    /// Retry policy override (tests use fast retries).
+    pub retry: Option<RetryPolicy>,
+}
+
+/// One pushed image, for `--json` and the receipt.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushedImage {
+    pub source: String,
+    /// The target reference by tag (or by digest when the source had no tag).
+    pub target: String,
+    pub digest: Digest,
+}
+
+/// What an install did.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstallSummary {
+    pub bundle: PathBuf,
+    pub index_digest: Digest,
+    pub name: String,
+    pub version: String,
+    pub channel: String,
+    pub sequence: u64,
+    pub registry: String,
+    pub images: Vec<PushedImage>,
+    pub uploaded: u64,
+    pub skipped: u64,
+    pub mounted: u64,
+    pub bytes_uploaded: u64,
+    pub manifests_pushed: u64,
+    pub manifests_skipped: u64,
+    pub rendered: Option<PathBuf>,
+    pub objects: Vec<String>,
+    pub applied: bool,
+    pub result: String,
+    pub started: String,
+    pub finished: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    Verify(#[from] crate::verify::VerifyError),
+    #[error("bundle {path} failed verification; nothing was pushed:\n{}\nhint: do not install this bundle; get a fresh copy from release engineering", .findings.join("\n"))]
+    Rejected {
+        path: PathBuf,
+        findings: Vec<String>,
+    },
+    #[error("refusing a rollback on channel {channel:?}: sequence {offered} is not newer than the installed {installed}\nhint: install a newer bundle, or pass --allow-downgrade if going back is intended")]
+    Rollback {
+        channel: String,
+        installed: u64,
+        offered: u64,
+    },
+    #[error(transparent)]
+    Mapping(#[from] mapping::MappingError),
+    #[error(transparent)]
+    Registry(#[from] atp_registry::Error),
+    #[error(transparent)]
+    Push(#[from] push::PushError),
+    #[error("delta bundle relies on {} blob(s) the registry {registry} does not have; nothing was pushed:\n{}\nhint: install the base bundle first ({bases})", .missing.len(), .missing.join("\n"))]
+    DeltaBaseMissing {
+        registry: String,
+        missing: Vec<String>,
+        bases: String,
+    },
+    #[error(transparent)]
+    Render(#[from] render::RenderError),
+    #[error(transparent)]
+    Kustomize(#[from] atp_bundle::kustomize::RenderError),
+    #[error("air-gap gate: {} image field(s) in the rendered output would reach outside the site registry; nothing was applied:\n{}\nhint: every image the manifests use must be in the bundle", .offences.len(), .offences.iter().map(|o| format!("  {o}")).collect::<Vec<_>>().join("\n"))]
+    Gate { offences: Vec<Offence> },
+    #[error(transparent)]
+    Apply(#[from] apply::ApplyError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Build the client for the site registry.
+pub fn target_client(opts: &InstallOptions) -> Result<Client, InstallError> {
+    let mut copts = ClientOptions {
+        concurrency: opts.concurrency.max(1),
+        ..ClientOptions::default()
+    };
+    if let Some(r) = &opts.retry {
+        copts.retry = r.clone();
+    }
+    copts.registries.insert(
+        opts.registry.clone(),
+        RegistryConfig {
+            plain_http: opts.plain_http,
+            ca_file: opts.registry_ca.clone(),
+            credentials: opts
+                .credentials
+                .as_ref()
+                .map(|(u, p)| Credentials::new(u, p)),
+            ..Default::default()
+        },
+    );
+    Ok(Client::new(copts)?)
+}
+
+/// Run `install`, counting the run in the metrics whatever the outcome.
+pub async fn install(
+    opts: &InstallOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<InstallSummary, InstallError> {
+    let state = StateDir::open(&opts.state_dir)?;
+    let mut durations = Vec::new();
+    let result = run(opts, &state, progress, &mut durations).await;
+    let mut metrics = Metrics::load(&state.metrics_path()).unwrap_or_default();
+    metrics.record_run(result.is_ok());
+    for (image, secs) in durations {
+        metrics.observe_image(&image, secs);
+    }
+    let saved = metrics.save(&state.metrics_path());
+    if let Err(e) = saved {
+        tracing::warn!("could not save metrics in the state dir: {e}");
+    }
+    if let Some(path) = &opts.metrics_file {
+        metrics
+            .write_textfile(path)
+            .map_err(|source| InstallError::Io {
+                path: path.clone(),
+                source,
+            })?;
+    }
+    result
+}
+
+async fn run(
+    opts: &InstallOptions,
+    state: &StateDir,
+    progress: Arc<dyn Progress>,
+    durations: &mut Vec<(String, f64)>,
+) -> Result<InstallSummary, InstallError> {
+    let started = time::OffsetDateTime::now_utc();
+    let fmt = atp_bundle::format::info::format_time;
+
+    // 1. Verify everything before any request leaves this machine.
+    let (bundle, key) = (opts.bundle.clone(), opts.key.clone());
+    let p = progress.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        crate::verify::verify(&bundle, &key, time::OffsetDateTime::now_utc(), p)
+    })
+    .await
+    .expect("verify task panicked")?;
+    if !report.is_ok() {
+        return Err(InstallError::Rejected {
+            path: opts.bundle.clone(),
+            findings: report.findings.iter().map(|f| format!("  {f}")).collect(),
+        });
+    }
+    let info = report
+        .info
+        .clone()
+        .expect("a verified bundle has annotations");
+    let index_digest = report
+        .index_digest
+        .clone()
+        .expect("a verified bundle has an index digest");
+
+    // 2. Rollback protection.
+    match state.check_sequence(
+        &info.channel,
+        &info.key_fingerprint,
+        info.sequence,
+        &index_digest.to_string(),
+    )? {
+        SequenceCheck::Rollback { installed, offered } if !opts.allow_downgrade => {
+            return Err(InstallError::Rollback {
+                channel: info.channel.clone(),
+                installed,
+                offered,
+            })
+        }
+        SequenceCheck::Same => tracing::info!("this bundle is already installed; re-checking"),
+        _ => {}
+    }
+
+    // 3. Plan the push.
+    let locations: HashMap<Digest, BlobLocation> = report
+        .blobs
+        .iter()
+        .map(|b| (b.digest.clone(), b.clone()))
+        .collect();
+    let file = std::fs::File::open(&opts.bundle).map_err(|source| InstallError::Io {
+        path: opts.bundle.clone(),
+        source,
+    })?;
+    let read = |d: &Digest| -> Result<Vec<u8>, String> {
+        let loc = locations
+            .get(d)
+            .ok_or_else(|| format!("blob {d} is not in the bundle"))?;
+        atp_bundle::open::read_blob(&file, loc).map_err(|e| format!("reading {d}: {e}"))
+    };
+    let images: Vec<_> = report.images().cloned().collect();
+    let sources: Vec<SourceRef> = images
+        .iter()
+        .map(|t| SourceRef::parse(&t.reference))
+        .collect::<Result<_, _>>()?;
+    let map = mapping::map_repositories(&sources, &opts.layout, opts.repo_prefix.as_deref())?;
+    let omitted: HashSet<Digest> = report.omitted.iter().cloned().collect();
+    let mut plans: Vec<ImagePush> = Vec::new();
+    let mut relied_on: Vec<(Repository, Digest)> = Vec::new();
+    for (top, src) in images.iter().zip(&sources) {
+        let target = Repository::new(&opts.registry, &map[&src.repository()])?;
+        let (plan, relies) = push::plan_image(
+            &top.reference,
+            target.clone(),
+            src.tag.clone(),
+            &top.descriptor,
+            &read,
+            &omitted,
+        )?;
+        relied_on.extend(relies.into_iter().map(|d| (target.clone(), d)));
+        plans.push(plan);
+    }
+    let client = target_client(opts)?;
+
+    // 3b. A delta bundle: every omitted blob must already be in the registry.
+    if !relied_on.is_empty() {
+        let mut missing = Vec::new();
+        for (repo, d) in &relied_on {
+            if client.blob_exists(repo, d).await?.is_none() {
+                missing.push(format!("  {d} (for {repo})"));
+            }
+        }
+        if !missing.is_empty() {
+            let bases = report
+                .config
+                .as_ref()
+                .and_then(|c| c.delta.as_ref())
+                .map(|d| {
+                    d.bases
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            return Err(InstallError::DeltaBaseMissing {
+                registry: opts.registry.clone(),
+                missing,
+                bases,
+            });
+        }
+    }
+
+    // 4. Push: blobs, then manifests, then tags.
+    let (stats, seconds): (PushStats, Vec<f64>) = push::push_all(
+        &client,
+        &plans,
+        &opts.bundle,
+        &locations,
+        opts.concurrency,
+        progress.clone(),
+    )
+    .await?;
+    for (p, s) in plans.iter().zip(&seconds) {
+        durations.push((p.target.to_string(), *s));
+    }
+    let pushed: Vec<PushedImage> = plans
+        .iter()
+        .map(|p| PushedImage {
+            source: p.source.clone(),
+            target: match &p.tag {
+                Some(t) => format!("{}:{t}", p.target),
+                None => format!("{}@{}", p.target, p.root.digest),
+            },
+            digest: p.root.digest.clone(),
+        })
+        .collect();
+
+    // 5. Render and gate.
+    let mut rendered_path = None;
+    let mut objects = Vec::new();
+    let mut applied = false;
+    let kustomize_layer = report
+        .top_level
+        .iter()
+        .find(|t| t.role == role::BUNDLE)
+        .and_then(|t| read(&t.descriptor.digest).ok())
+        .and_then(|b| serde_json::from_slice::<atp_bundle::format::ImageManifest>(&b).ok())
+        .and_then(|m| {
+            m.layers
+                .into_iter()
+                .find(|l| l.media_type == media::KUSTOMIZE_TAR)
+        });
+    let overlay = report
+        .config
+        .as_ref()
+        .and_then(|c| c.manifests.as_ref())
+        .and_then(|m| m.overlay.clone());
+    if let (Some(layer), Some(overlay)) = (kustomize_layer, overlay) {
+        let tar = read(&layer.digest).map_err(push::PushError::Bundle)?;
+        let out_dir = opts
+            .render_to
+            .clone()
+            .unwrap_or_else(|| state.root().join("render").join(index_digest.hex()));
+        std::fs::create_dir_all(&out_dir).map_err(|source| InstallError::Io {
+            path: out_dir.clone(),
+            source,
+        })?;
+        let placed: Vec<PlacedImage> = images
+            .iter()
+            .zip(&plans)
+            .map(|(top, p)| PlacedImage {
+                source: top.reference.clone(),
+                digest: top.descriptor.digest.clone(),
+                source_digest: top
+                    .descriptor
+                    .annotation(atp_bundle::format::annotation::SOURCE_DIGEST)
+                    .and_then(|d| d.parse().ok()),
+                target_repo: p.target.to_string(),
+            })
+            .collect();
+        let creds = opts
+            .credentials
+            .as_ref()
+            .map(|(u, p)| (u.as_str(), p.as_str()));
+        let rendered = render::render(&render::RenderRequest {
+            kustomize_tar: &tar,
+            overlay: &overlay,
+            images: &placed,
+            registry: &opts.registry,
+            registry_ca: opts.registry_ca.as_deref(),
+            credentials: creds,
+            out_dir: &out_dir,
+        })?;
+        let offences = gate::check(
+            &rendered.yaml,
+            &opts.registry,
+            &[],
+            Presence::Registry(&client),
+        )
+        .await?;
+        if !offences.is_empty() {
+            return Err(InstallError::Gate { offences });
+        }
+        objects = rendered.objects.iter().map(ToString::to_string).collect();
+        if let Some(a) = &opts.apply {
+            let path = rendered.path.clone();
+            let objs = rendered.objects.clone();
+            let a = a.clone();
+            tokio::task::spawn_blocking(move || apply::apply(&path, &objs, &a))
+                .await
+                .expect("apply task panicked")?;
+            applied = true;
+        }
+        rendered_path = Some(rendered.path);
+    }
+
+    // 6. Record.
+    let summary = InstallSummary {
+        bundle: opts.bundle.clone(),
+        index_digest: index_digest.clone(),
+        name: info.name.clone(),
+        version: info.version.clone(),
+        channel: info.channel.clone(),
+        sequence: info.sequence,
+        registry: opts.registry.clone(),
+        images: pushed,
+        uploaded: stats.uploaded,
+        skipped: stats.skipped,
+        mounted: stats.mounted,
+        bytes_uploaded: stats.bytes_uploaded,
+        manifests_pushed: stats.manifests_pushed,
+        manifests_skipped: stats.manifests_skipped,
+        rendered: rendered_path,
+        objects,
+        applied,
+        result: "success".into(),
+        started: fmt(started),
+        finished: fmt(time::OffsetDateTime::now_utc()),
+    };
+    let receipt = state.receipt_path(index_digest.hex());
+    write_receipt(&receipt, &summary, &report)?;
+    state.record_installed(
+        &info.channel,
+        &info.key_fingerprint,
+        info.sequence,
+        &index_digest.to_string(),
+    )?;
+    Ok(summary)
+}
+
+fn write_receipt(
+    path: &Path,
+    summary: &InstallSummary,
+    report: &Report,
+) -> Result<(), InstallError> {
+    let files = report
+        .config
+        .as_ref()
+        .map(|c| serde_json::to_value(&c.files).unwrap_or_default())
+        .unwrap_or_default();
+    let blobs: Vec<String> = report.blobs.iter().map(|b| b.digest.to_string()).collect();
+    let mut v = serde_json::to_value(summary).expect("summary serializes");
+    v["files"] = files;
+    v["blobs"] = serde_json::to_value(blobs).expect("strings serialize");
+    v["omitted"] = serde_json::to_value(&report.omitted).expect("digests serialize");
+    let bytes = serde_json::to_vec_pretty(&v).expect("json");
+    write_atomic(path, &bytes, 0o644).map_err(|source| InstallError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}

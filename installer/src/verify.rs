@@ -1,0 +1,156 @@
+//! `atp-installer verify`: one sequential pass over the whole bundle with the
+//! trusted public key; a report of every finding, never just the first.
+//!
+//! Reads only. Never contacts a registry.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use atp_bundle::progress::Progress;
+use atp_bundle::verify::{Finding, Report};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("public key {path}: {source}")]
+    Key {
+        path: PathBuf,
+        #[source]
+        source: atp_bundle::keys::KeyError,
+    },
+    #[error(
+        "cannot read bundle {path}: {source}\nhint: check the path, and that the media is mounted"
+    )]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The `--json` form of a verification.
+#[derive(Debug, Serialize)]
+pub struct VerifySummary {
+    pub ok: bool,
+    pub bundle: PathBuf,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub channel: Option<String>,
+    pub sequence: Option<u64>,
+    pub expires: Option<String>,
+    pub key_fingerprint: Option<String>,
+    pub index_digest: Option<String>,
+    pub blobs_verified: usize,
+    pub bytes: u64,
+    /// Blobs a delta bundle relies on but does not carry.
+    pub omitted: Vec<String>,
+    pub findings: Vec<Finding>,
+}
+
+/// Verify a bundle file with the public key at `key`.
+pub fn verify(
+    bundle: &Path,
+    key: &Path,
+    now: time::OffsetDateTime,
+    progress: Arc<dyn Progress>,
+) -> Result<Report, VerifyError> {
+    let key = atp_bundle::keys::load_public_file(key).map_err(|source| VerifyError::Key {
+        path: key.to_path_buf(),
+        source,
+    })?;
+    let io = |source| VerifyError::Io {
+        path: bundle.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(bundle).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    progress.phase("verify", len, 0);
+    let reader = ProgressReader {
+        inner: file,
+        progress: progress.clone(),
+    };
+    let report = atp_bundle::verify::verify_reader(
+        std::io::BufReader::with_capacity(1 << 20, reader),
+        &key,
+        now,
+    );
+    progress.finish_phase();
+    Ok(report)
+}
+
+/// Summarize a report for output.
+pub fn summarize(bundle: &Path, report: &Report) -> VerifySummary {
+    let info = report.info.as_ref();
+    VerifySummary {
+        ok: report.is_ok(),
+        bundle: bundle.to_path_buf(),
+        name: info.map(|i| i.name.clone()),
+        version: info.map(|i| i.version.clone()),
+        channel: info.map(|i| i.channel.clone()),
+        sequence: info.map(|i| i.sequence),
+        expires: info
+            .and_then(|i| i.expires)
+            .map(atp_bundle::format::info::format_time),
+        key_fingerprint: info.map(|i| i.key_fingerprint.clone()),
+        index_digest: report.index_digest.as_ref().map(ToString::to_string),
+        blobs_verified: report.blobs.len(),
+        bytes: report.total_bytes,
+        omitted: report.omitted.iter().map(ToString::to_string).collect(),
+        findings: report.findings.clone(),
+    }
+}
+
+impl VerifySummary {
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        if self.ok {
+            let _ = writeln!(
+                s,
+                "OK: {} {} ({} #{}): {} blobs, {} bytes verified, signed by {}",
+                self.name.as_deref().unwrap_or("?"),
+                self.version.as_deref().unwrap_or("?"),
+                self.channel.as_deref().unwrap_or("?"),
+                self.sequence.unwrap_or(0),
+                self.blobs_verified,
+                self.bytes,
+                self.key_fingerprint.as_deref().unwrap_or("?")
+            );
+            if !self.omitted.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "delta bundle: relies on {} blob(s) the site registry must already hold",
+                    self.omitted.len()
+                );
+            }
+        } else {
+            let _ = writeln!(
+                s,
+                "FAILED: {} problem(s) in {}:",
+                self.findings.len(),
+                self.bundle.display()
+            );
+            for f in &self.findings {
+                let _ = writeln!(s, "  {f}");
+            }
+            let _ = writeln!(
+                s,
+                "hint: do not install this bundle; get a fresh copy from release engineering (or re-copy it from the original media)"
+            );
+        }
+        s
+    }
+}
+
+struct ProgressReader<R> {
+    inner: R,
+    progress: Arc<dyn Progress>,
+}
+
+impl<R: Read> Read for ProgressReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
