@@ -57,7 +57,9 @@ pub struct RegistryOptions {
     pub auth: Auth,
     /// Serve HTTPS with a per-run CA ([`Registry::ca_cert_path`]).
     pub tls: bool,
-    /// Lifetime of issued tokens in Token mode.
+    /// Token mode: seconds after issue at which the registry starts refusing a
+    /// token with 401 (the issuer compensates for distribution's 60 s
+    /// leeway, so this is the real lifetime). Also the `expires_in` answered.
     pub token_ttl_secs: u64,
 }
 

@@ -28,6 +28,9 @@ use serde_json::json;
 
 use crate::pki::Leaf;
 
+/// Clock-skew leeway distribution 2.8 adds to `exp` (and subtracts from `nbf`).
+pub const DISTRIBUTION_LEEWAY_SECS: u64 = 60;
+
 /// What the issuer needs to know to mint tokens.
 pub struct TokenConfig {
     pub user: String,
@@ -36,6 +39,7 @@ pub struct TokenConfig {
     pub service: String,
     /// `iss` claim; the registry's `auth.token.issuer`.
     pub issuer: String,
+    /// Seconds until the registry refuses the token (also `expires_in`).
     pub ttl_secs: u64,
     /// Signing certificate (issued by the CA in the registry's rootcertbundle).
     pub signer: Leaf,
@@ -228,6 +232,9 @@ fn access_entry(scope: &str) -> Option<serde_json::Value> {
 impl Issuer {
     fn mint(&self, subject: &str, scopes: &[String]) -> Result<serde_json::Value> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+        // distribution accepts a token until `exp + 60s`; pull `exp` in by that
+        // leeway so the registry stops accepting it exactly `ttl_secs` after issue.
+        let exp = (now + self.cfg.ttl_secs).saturating_sub(DISTRIBUTION_LEEWAY_SECS);
         let access: Vec<serde_json::Value> =
             scopes.iter().filter_map(|s| access_entry(s)).collect();
         let jti: [u8; 16] = rand::random();
@@ -235,7 +242,7 @@ impl Issuer {
             "iss": self.cfg.issuer,
             "sub": subject,
             "aud": self.cfg.service,
-            "exp": now + self.cfg.ttl_secs,
+            "exp": exp,
             "nbf": now.saturating_sub(5),
             "iat": now,
             "jti": hex::encode(jti),
