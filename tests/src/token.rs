@@ -1,7 +1,8 @@
 //! A small bearer-token issuer for distribution's `auth: token` mode.
 //!
 //! It runs axum on its own thread with its own tokio runtime on 127.0.0.1,
-//! checks basic credentials on `GET /token`, and answers with an ES256 JWT
+//! checks basic credentials on `GET /token` (or an OAuth2 password grant on
+//! `POST /token`), and answers with an ES256 JWT
 //! (JWS compact form, signed by hand with `p256`) granting the requested
 //! scopes. The signing certificate travels in the JWT `x5c` header and is
 //! issued by a CA that the registry trusts through `rootcertbundle`.
@@ -14,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use axum::extract::{Query, State};
+use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -106,7 +107,9 @@ impl TokenServer {
                             return;
                         }
                     };
-                    let app = Router::new().route("/token", get(token)).with_state(issuer);
+                    let app = Router::new()
+                        .route("/token", get(token_get).post(token_post))
+                        .with_state(issuer);
                     let _ = ready_tx.send(Ok(()));
                     let _ = axum::serve(listener, app)
                         .with_graceful_shutdown(async move {
@@ -148,22 +151,63 @@ impl Drop for TokenServer {
     }
 }
 
-async fn token(
-    State(issuer): State<Arc<Issuer>>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Response {
-    let scopes: Vec<String> = query
+/// Every `scope` value, split on spaces (OAuth2 joins scopes with spaces).
+fn scopes_of(params: &[(String, String)]) -> Vec<String> {
+    params
         .iter()
         .filter(|(k, _)| k == "scope")
         .flat_map(|(_, v)| v.split(' ').map(str::to_owned))
         .filter(|s| !s.is_empty())
-        .collect();
-    let account = query
+        .collect()
+}
+
+fn param(params: &[(String, String)], key: &str) -> Option<String> {
+    params
         .iter()
-        .find(|(k, _)| k == "account")
-        .map(|(_, v)| v.clone());
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+}
+
+/// Docker token protocol: `GET /token?service=..&scope=..[&scope=..]&account=..`
+/// with basic credentials (none: an anonymous token granting nothing).
+async fn token_get(
+    State(issuer): State<Arc<Issuer>>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
     let creds = basic_credentials(&headers);
+    answer(&issuer, creds, scopes_of(&query), param(&query, "account"))
+}
+
+/// OAuth2 password grant: `POST /token` with a form of `grant_type=password`,
+/// `username`, `password`, `scope` (space-separated) and `service`.
+async fn token_post(
+    State(issuer): State<Arc<Issuer>>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    if param(&form, "grant_type").as_deref() != Some("password") {
+        let status = StatusCode::BAD_REQUEST;
+        issuer.log.lock().unwrap().push(TokenRequest {
+            user: param(&form, "username"),
+            scopes: scopes_of(&form),
+            status: status.as_u16(),
+        });
+        return (
+            status,
+            axum::Json(json!({"error": "unsupported_grant_type"})),
+        )
+            .into_response();
+    }
+    let creds = param(&form, "username").zip(param(&form, "password"));
+    answer(&issuer, creds, scopes_of(&form), None)
+}
+
+fn answer(
+    issuer: &Issuer,
+    creds: Option<(String, String)>,
+    scopes: Vec<String>,
+    account: Option<String>,
+) -> Response {
     let (status, response) = match &creds {
         Some((user, password)) if *user == issuer.cfg.user && *password == issuer.cfg.password => {
             if account.as_deref().is_some_and(|a| a != user) {

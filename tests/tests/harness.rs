@@ -252,3 +252,39 @@ fn token_expires_after_the_configured_ttl_and_account_must_match() {
         vec!["repository:atp/base:pull", "repository:atp/other:pull"]
     );
 }
+
+#[test]
+fn token_issuer_accepts_an_oauth2_password_grant() {
+    let reg = Registry::token();
+    fixtures::push(&reg, image("base"), "atp/base");
+    let (user, password) = reg.credentials().unwrap();
+    let realm = reg.token_realm().unwrap();
+    let tags = format!("{}/v2/atp/base/tags/list", reg.url());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let form = |pw: &str| {
+            format!(
+                "grant_type=password&username={user}&password={pw}&service={}&scope=repository%3Aatp%2Fbase%3Apull",
+                atp_testkit::registry::TOKEN_SERVICE
+            )
+        };
+        let post = |body: String| {
+            http.post(&realm)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+        };
+        let resp = post(form(&password)).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: serde_json::Value =
+            serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+        let token = body["access_token"].as_str().unwrap();
+        let resp = http.get(&tags).bearer_auth(token).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(post(form("wrong")).await.unwrap().status(), 401);
+    });
+}
