@@ -288,3 +288,62 @@ fn token_issuer_accepts_an_oauth2_password_grant() {
         assert_eq!(post(form("wrong")).await.unwrap().status(), 401);
     });
 }
+
+#[test]
+fn access_log_starts_empty_and_shows_a_second_push_uploads_nothing() {
+    let reg = Registry::plain();
+    assert_eq!(
+        reg.access_log(),
+        vec![],
+        "the readiness probe is not logged"
+    );
+    let img = image("router");
+    let first = fixtures::push(&reg, img, "atp/router");
+    let uploads = reg
+        .access_log()
+        .iter()
+        .filter(|a| a.is_blob_upload())
+        .count();
+    // Six distinct blobs: two base layers, two app layers, two configs.
+    assert!(uploads >= 6, "{:?}", reg.access_log());
+
+    let mark = reg.access_mark();
+    assert_eq!(fixtures::push(&reg, img, "atp/router"), first);
+    let second = reg.access_log_since(mark);
+    assert!(!second.is_empty());
+    assert!(
+        second.iter().all(|a| !a.is_blob_upload()),
+        "second push uploaded blobs: {second:?}"
+    );
+}
+
+#[test]
+fn registry_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Registry>();
+}
+
+#[tokio::test]
+async fn start_works_inside_a_tokio_test() {
+    let reg = Registry::token();
+    let resp = reqwest::get(format!("{}/v2/", reg.url())).await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.starts_with(&format!("Bearer realm=\"{}\"", reg.token_realm().unwrap())),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains("service=\"atp-test-registry\""),
+        "{challenge}"
+    );
+    let log = reg.access_log();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].method.as_str(), log[0].path.as_str(), log[0].status),
+        ("GET", "/v2/", 401)
+    );
+}
