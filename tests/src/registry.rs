@@ -35,6 +35,8 @@ pub const TOKEN_SERVICE: &str = "atp-test-registry";
 pub const TOKEN_ISSUER: &str = "atp-test-issuer";
 /// Query string on the harness's own readiness probes, which the access log leaves out.
 const PROBE_MARKER: &str = "atp-testkit-readiness-probe";
+/// Query string of an access-log barrier request: `PROBE_MARKER&sync=N`.
+const SYNC_PREFIX: &str = "atp-testkit-readiness-probe&sync=";
 
 /// The user name in Basic and Token modes.
 pub const USER: &str = "atp";
@@ -100,6 +102,8 @@ impl std::fmt::Display for Access {
 struct LogState {
     access: Vec<Access>,
     last_line: Option<Instant>,
+    /// Highest barrier number whose access line the reader has seen.
+    sync_seen: u64,
 }
 
 struct Shared {
@@ -123,6 +127,65 @@ pub struct Registry {
     password: Option<String>,
     ca_pem: Option<String>,
     token: Option<TokenServer>,
+    probe: Prober,
+    sync_counter: std::sync::atomic::AtomicU64,
+}
+
+/// A one-worker tokio runtime and an HTTP client trusting the registry's CA,
+/// for the harness's own requests (readiness probes and log barriers). Works
+/// whether or not the caller is inside a runtime: requests are spawned onto
+/// this runtime and awaited through a channel, never `block_on`.
+struct Prober {
+    rt: Option<tokio::runtime::Runtime>,
+    client: reqwest::Client,
+}
+
+impl Prober {
+    fn new(ca_pem: Option<&str>) -> Result<Prober> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("registry-probe")
+            .enable_all()
+            .build()
+            .context("building the probe runtime")?;
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(0)
+            .no_proxy();
+        if let Some(ca) = ca_pem {
+            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes())?);
+        }
+        // Build inside the runtime so anything the client spawns lands there.
+        let _guard = rt.enter();
+        let client = builder.build().context("building the probe client")?;
+        drop(_guard);
+        Ok(Prober {
+            rt: Some(rt),
+            client,
+        })
+    }
+
+    /// GET `url`; the status code, or the error text.
+    fn get(&self, url: &str) -> std::result::Result<u16, String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let client = self.client.clone();
+        let url = url.to_owned();
+        self.rt.as_ref().unwrap().spawn(async move {
+            let r = client.get(&url).send().await;
+            let _ = tx.send(r.map(|r| r.status().as_u16()).map_err(|e| format!("{e:#}")));
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| Err("probe timed out".to_owned()))
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        // Dropping a runtime inside another runtime's context panics; this does not.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl Registry {
@@ -206,6 +269,7 @@ impl Registry {
             raw: Mutex::new(raw),
         });
         let config_path = root.join("config.yml");
+        let probe = Prober::new(ca_pem.as_deref())?;
         let mut reg = Registry {
             opts,
             port: 0,
@@ -220,6 +284,8 @@ impl Registry {
             password,
             ca_pem,
             token,
+            probe,
+            sync_counter: std::sync::atomic::AtomicU64::new(0),
         };
 
         // A free port can be taken by a parallel test between probing and the
@@ -375,16 +441,17 @@ impl Registry {
     /// finished them (the harness's own readiness probes left out, so a fresh
     /// registry has an empty log).
     ///
-    /// Waits until the log has been quiet for a moment first, so a request
-    /// whose response the caller has just seen is included.
+    /// First sends a marked barrier request (left out of the log) and waits
+    /// until its line arrives, so every request whose response the caller has
+    /// already seen is included.
     pub fn access_log(&self) -> Vec<Access> {
-        self.settle();
+        self.sync_log();
         self.shared.state.lock().unwrap().access.clone()
     }
 
     /// A mark for [`Registry::access_log_since`]: the number of requests so far.
     pub fn access_mark(&self) -> usize {
-        self.settle();
+        self.sync_log();
         self.shared.state.lock().unwrap().access.len()
     }
 
@@ -465,41 +532,48 @@ impl Registry {
 
     fn wait_ready(&mut self) -> Result<()> {
         let url = format!("{}/v2/?{PROBE_MARKER}", self.url());
-        let ca = self.ca_pem.clone();
-        let child = self.child.as_mut().unwrap();
-        std::thread::scope(|s| {
-            s.spawn(move || -> Result<()> {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                let mut builder = reqwest::Client::builder()
-                    .timeout(Duration::from_secs(2))
-                    .no_proxy();
-                if let Some(ca) = &ca {
-                    builder = builder
-                        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes())?);
-                }
-                let client = builder.build()?;
-                let deadline = Instant::now() + Duration::from_secs(20);
-                loop {
-                    if let Some(status) = child.try_wait()? {
-                        bail!("docker-registry exited during startup with {status}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait()? {
+                bail!("docker-registry exited during startup with {status}");
+            }
+            let last = match self.probe.get(&url) {
+                Ok(200 | 401) => return Ok(()),
+                Ok(status) => format!("status {status}"),
+                Err(e) => e,
+            };
+            if Instant::now() > deadline {
+                bail!("{url} did not answer 200/401 within 20s (last: {last})");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Make sure every request the registry finished before this call is in
+    /// the access log: send a marked barrier request and wait for the reader
+    /// to see its line (the log is one FIFO pipe). Falls back to waiting for
+    /// the log to go quiet when the registry is not running.
+    fn sync_log(&self) {
+        if self.child.is_some() {
+            let n = self
+                .sync_counter
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
+            let url = format!("{}/v2/?{SYNC_PREFIX}{n}", self.url());
+            if self.probe.get(&url).is_ok() {
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < deadline {
+                    if self.shared.state.lock().unwrap().sync_seen >= n {
+                        // Lines of requests that finished concurrently with the
+                        // barrier may trail it by a hair.
+                        std::thread::sleep(Duration::from_millis(10));
+                        return;
                     }
-                    let answer = rt.block_on(async { client.get(&url).send().await });
-                    let last = match answer {
-                        Ok(resp) if matches!(resp.status().as_u16(), 200 | 401) => return Ok(()),
-                        Ok(resp) => format!("status {}", resp.status()),
-                        Err(e) => format!("{e:#}"),
-                    };
-                    if Instant::now() > deadline {
-                        bail!("{url} did not answer 200/401 within 20s (last: {last})");
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
+                    std::thread::sleep(Duration::from_millis(2));
                 }
-            })
-            .join()
-            .unwrap_or_else(|_| bail!("readiness probe panicked"))
-        })
+            }
+        }
+        self.settle();
     }
 
     /// Wait until the reader threads have been idle for a moment (at most 2s).
@@ -592,7 +666,12 @@ fn spawn_reader(
                 }
                 let mut state = shared.state.lock().unwrap();
                 if let Some(a) = parse_access_line(line) {
-                    // The harness's own readiness probes are not the test's traffic.
+                    // The harness's own probes and barriers are not the test's traffic.
+                    if let Some(q) = a.path.split_once('?').map(|(_, q)| q) {
+                        if let Some(n) = q.strip_prefix(SYNC_PREFIX).and_then(|n| n.parse().ok()) {
+                            state.sync_seen = state.sync_seen.max(n);
+                        }
+                    }
                     if !a.path.contains(PROBE_MARKER) {
                         state.access.push(a);
                     }
