@@ -30,7 +30,7 @@ use crate::format::{
 use crate::Digest;
 
 /// Read buffer size: large reads keep the hasher, not syscalls, the limit.
-pub const READ_BUFFER: usize = 4 << 20;
+pub const READ_BUFFER: usize = 1 << 20;
 
 /// What kind of problem a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

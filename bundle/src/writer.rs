@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -171,6 +171,9 @@ impl BundleWriter {
             .map_err(io_err(&dir))?;
         let (file, temp) = temp.into_parts();
         let path = temp.to_path_buf();
+        // tempfile creates 0600; a bundle is signed public content.
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io_err(&path))?;
         file.set_len(layout.total_size).map_err(io_err(&path))?;
         // Headers (grouped into one buffer for the small leading entries).
         for (i, e) in layout.entries.iter().enumerate() {

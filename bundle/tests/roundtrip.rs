@@ -41,6 +41,9 @@ fn good_bundle_verifies_clean_and_lists_in_spec_order() {
     assert_eq!(bytes, s.bytes());
     assert_eq!(report.total_bytes, bytes.len() as u64);
 
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o644);
     // Nothing but the output in the directory (temp file renamed away).
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
