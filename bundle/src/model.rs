@@ -91,7 +91,7 @@ pub enum PlanError {
         reference: String,
         media_type: String,
     },
-    #[error("delta bundle omits {digest}, which is not an image or file layer; hint: only layers may be omitted, manifests and configs are always carried")]
+    #[error("delta bundle omits {digest}, which is not an image or file layer; hint: only image and file layers may be omitted, manifests, configs and the kustomize layer are always carried")]
     BadOmission { digest: Digest },
     #[error(transparent)]
     Format(#[from] FormatError),
@@ -328,11 +328,108 @@ pub fn blob_order(
         let parsed = Manifest::parse(&d.media_type, bytes, &d.digest.to_string())?;
         let children: Vec<(Descriptor, bool)> = match &parsed {
             Manifest::Index(i) => i.manifests.iter().map(|c| (c.clone(), false)).collect(),
-            Manifest::Image(m) => std::iter::once((m.config.clone(), false))
-                .chain(m.layers.iter().map(|l| (l.clone(), true)))
-                .collect(),
+            Manifest::Image(m) => {
+                // The bundle artifact's own layer (kustomize) is always carried.
+                let layers_omittable =
+                    index.manifests.first().map(|b| &b.digest) != Some(&d.digest);
+                std::iter::once((m.config.clone(), false))
+                    .chain(m.layers.iter().map(|l| (l.clone(), layers_omittable)))
+                    .collect()
+            }
         };
         stack.extend(children.into_iter().rev());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::sample;
+
+    fn key() -> SigningKey {
+        SigningKey::from_slice(&[5u8; 32]).unwrap()
+    }
+
+    #[test]
+    fn file_paths_are_checked() {
+        for bad in ["/abs", "a/../b", "./a", "a//b", "a\\b", ""] {
+            assert!(check_file_path(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(check_file_path(&"a".repeat(4097)).is_err());
+        assert!(check_file_path("llm/weights.bin").is_ok());
+    }
+
+    #[test]
+    fn only_image_and_file_layers_may_be_omitted() {
+        let s = sample(&key(), None).unwrap();
+        let manifests: HashMap<Digest, Vec<u8>> = s.blobs.iter().cloned().collect();
+        let order =
+            |omit: &Digest| blob_order(&s.assembled.index, &manifests, &[omit.clone()].into());
+        let full = blob_order(&s.assembled.index, &manifests, &HashSet::new()).unwrap();
+        assert_eq!(full.len(), s.blobs.len());
+        let without = order(&s.layers[0]).unwrap();
+        assert_eq!(without.len(), full.len() - 1);
+        assert!(matches!(
+            order(&s.configs[0]),
+            Err(PlanError::BadOmission { .. })
+        ));
+        assert!(matches!(
+            order(&s.manifests[1]),
+            Err(PlanError::BadOmission { .. })
+        ));
+        // Blob 2 is the kustomize layer of the bundle artifact.
+        let kustomize = &s.blobs[2].0;
+        assert_eq!(
+            s.assembled.generated.get(kustomize).map(|b| b.len() % 512),
+            Some(0)
+        );
+        assert!(matches!(
+            order(kustomize),
+            Err(PlanError::BadOmission { .. })
+        ));
+    }
+
+    #[test]
+    fn duplicate_file_and_image_entries() {
+        let s = sample(&key(), None).unwrap();
+        assert_eq!(s.assembled.index.manifests.len(), 3);
+        let img = &s.assembled.index.manifests[1];
+        let mut plan_images = vec![ImageInput {
+            reference: "docker.io/library/nginx:latest".into(),
+            descriptor: Descriptor::new(&img.media_type, img.digest.clone(), img.size),
+            source_digest: None,
+            platforms: vec![],
+            used_by: vec![],
+        }];
+        plan_images.push(plan_images[0].clone());
+        let f = FileInput {
+            path: "a".into(),
+            digest: Digest::of(b"a"),
+            size: 1,
+        };
+        let mut plan = BundlePlan {
+            info: crate::format::BundleInfo::from_annotations(&s.assembled.index.annotations)
+                .unwrap(),
+            images: plan_images,
+            file_sets: vec![],
+            kustomize: None,
+            delta: None,
+        };
+        let a = assemble(&plan, &key()).unwrap();
+        assert_eq!(
+            a.index.manifests.len(),
+            2,
+            "image listed twice appears once"
+        );
+        assert!(!a.generated.contains_key(&Digest::of(b"{}")));
+        plan.file_sets = vec![FileSetInput {
+            name: "s".into(),
+            files: vec![f.clone(), f],
+        }];
+        assert!(matches!(
+            assemble(&plan, &key()),
+            Err(PlanError::DuplicateFile { .. })
+        ));
+    }
 }
