@@ -23,7 +23,7 @@ use crate::digest::{BlobMismatch, Hasher};
 use crate::format::ustar::{self, HeaderError, Layout};
 use crate::format::{BundleInfo, FormatError, ImageIndex, INDEX_PATH, OCI_LAYOUT_BYTES};
 use crate::format::{OCI_LAYOUT_PATH, SIGNATURE_PATH};
-use crate::verify::{Finding, Report};
+use crate::verify::{Finding, FindingKind, Report};
 use crate::Digest;
 
 /// The signed part of a bundle: `index.json` bytes and its signature.
@@ -253,6 +253,16 @@ impl BundleWriter {
     /// verifier with `key` at `now`, rename to the final name, fsync the
     /// directory. Returns the verifier's report.
     pub fn commit(self, key: &VerifyingKey, now: OffsetDateTime) -> Result<Report, WriteError> {
+        self.commit_with_progress(key, now, &crate::progress::NoProgress)
+    }
+
+    /// [`BundleWriter::commit`], reporting the re-read as phase `"re-verify"`.
+    pub fn commit_with_progress(
+        self,
+        key: &VerifyingKey,
+        now: OffsetDateTime,
+        progress: &dyn crate::progress::Progress,
+    ) -> Result<Report, WriteError> {
         let pending = self.pending();
         if let Some(first) = pending.first() {
             return Err(WriteError::Incomplete {
@@ -262,7 +272,23 @@ impl BundleWriter {
         }
         let path = self.shared.path.clone();
         self.shared.file.sync_all().map_err(io_err(&path))?;
-        let report = crate::verify::verify_file(&path, key, now).map_err(io_err(&path))?;
+        let file = File::open(&path).map_err(io_err(&path))?;
+        progress.phase("re-verify", self.layout.total_size, 1);
+        let report = crate::verify::verify_reader(
+            Counted {
+                inner: file,
+                progress,
+            },
+            key,
+            now,
+        );
+        progress.finish_phase();
+        if let Some(f) = report.findings.iter().find(|f| f.kind == FindingKind::Io) {
+            return Err(WriteError::Io {
+                path,
+                source: io::Error::other(f.message.clone()),
+            });
+        }
         if !report.findings.is_empty() {
             return Err(WriteError::Reverify {
                 findings: report.findings,
@@ -419,4 +445,18 @@ pub fn bundle_bytes(
         out[at..at + bytes.len()].copy_from_slice(bytes);
     }
     Ok(out)
+}
+
+/// A reader that reports the bytes it yields.
+struct Counted<'a, R> {
+    inner: R,
+    progress: &'a dyn crate::progress::Progress,
+}
+
+impl<R: io::Read> io::Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
 }

@@ -329,3 +329,61 @@ fn skopeo_reads_the_bundle_as_an_oci_archive() {
     assert_eq!(v["Digest"], s.image_index.to_string());
     assert_eq!(v["Architecture"], "arm64");
 }
+
+#[test]
+fn commit_reports_the_re_read_as_progress() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    #[derive(Default)]
+    struct Count(AtomicU64, AtomicU64);
+    impl atp_bundle::progress::Progress for Count {
+        fn phase(&self, _name: &str, total: u64, _items: u64) {
+            self.1.store(total, Ordering::Relaxed);
+        }
+        fn advance(&self, bytes: u64) {
+            self.0.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+    let k = key();
+    let s = sample(&k, None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("p.tar");
+    let order: Vec<(Digest, u64)> = s
+        .blobs
+        .iter()
+        .map(|(d, b)| (d.clone(), b.len() as u64))
+        .collect();
+    let w = BundleWriter::create(&out, &s.signed(), &order).unwrap();
+    for (d, b) in &s.blobs {
+        let mut slot = w.slot(d).unwrap();
+        std::io::Write::write_all(&mut slot, b).unwrap();
+        slot.finish().unwrap();
+    }
+    let count = Count::default();
+    w.commit_with_progress(k.verifying_key(), sample_created(), &count)
+        .unwrap();
+    let len = std::fs::metadata(&out).unwrap().len();
+    assert_eq!(count.0.load(Ordering::Relaxed), len);
+    assert_eq!(count.1.load(Ordering::Relaxed), len);
+}
+
+#[test]
+fn commit_refuses_an_expired_bundle_and_leaves_nothing() {
+    let k = key();
+    let s = sample(&k, Some(sample_created() + Duration::hours(1))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.tar");
+    let err = write_bundle(
+        &out,
+        &s.signed(),
+        &s.blobs,
+        k.verifying_key(),
+        sample_created() + Duration::hours(2),
+    )
+    .unwrap_err();
+    match &err {
+        WriteError::Reverify { findings } => assert_eq!(findings[0].kind, FindingKind::Expired),
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("hint:"));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

@@ -312,10 +312,8 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
                 return self.skip(size, &path, h_off);
             }
             t => {
-                let link = ustar::parse_header(block);
-                let target = String::from_utf8_lossy(&block[157..257])
-                    .trim_end_matches('\0')
-                    .to_string();
+                let end = block[157..257].iter().position(|&b| b == 0).unwrap_or(100);
+                let target = String::from_utf8_lossy(&block[157..157 + end]);
                 let to = if matches!(t, b'1' | b'2') {
                     format!(" to {target:?}")
                 } else {
@@ -324,7 +322,7 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
                 self.find(
                     FindingKind::ForbiddenEntryType,
                     None,
-                    Some(&link.path),
+                    Some(&path),
                     h_off,
                     format!(
                         "{} entry{to}; bundles hold regular files only",
