@@ -387,3 +387,56 @@ fn commit_refuses_an_expired_bundle_and_leaves_nothing() {
     assert!(err.to_string().contains("hint:"));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn visitor_sees_every_verified_blob_and_its_bytes() {
+    use atp_bundle::verify::{verify_reader_with, BlobLocation, VisitBlob};
+    use std::collections::HashMap;
+    #[derive(Default)]
+    struct Seen {
+        data: HashMap<Digest, Vec<u8>>,
+        verified: Vec<BlobLocation>,
+        rejected: Vec<Digest>,
+    }
+    impl VisitBlob for Seen {
+        fn data(&mut self, d: &Digest, chunk: &[u8]) {
+            self.data
+                .entry(d.clone())
+                .or_default()
+                .extend_from_slice(chunk);
+        }
+        fn verified(&mut self, loc: &BlobLocation) {
+            self.verified.push(loc.clone());
+        }
+        fn rejected(&mut self, d: &Digest) {
+            self.rejected.push(d.clone());
+        }
+    }
+    let k = key();
+    let s = sample(&k, None).unwrap();
+    let mut bytes = s.bytes();
+    let mut seen = Seen::default();
+    let r = verify_reader_with(&bytes[..], k.verifying_key(), sample_created(), &mut seen);
+    assert!(r.is_ok());
+    assert_eq!(seen.verified, r.blobs);
+    for (d, b) in &s.blobs {
+        assert_eq!(&seen.data[d], b);
+    }
+    for loc in &seen.verified {
+        let at = loc.data_offset as usize;
+        assert_eq!(Digest::of(&bytes[at..at + loc.size as usize]), loc.digest);
+    }
+    // Corrupt one layer: it is rejected, never verified.
+    let victim = seen
+        .verified
+        .iter()
+        .find(|l| l.digest == s.layers[2])
+        .unwrap()
+        .clone();
+    bytes[victim.data_offset as usize] ^= 1;
+    let mut seen = Seen::default();
+    let r = verify_reader_with(&bytes[..], k.verifying_key(), sample_created(), &mut seen);
+    assert_eq!(r.findings.len(), 1);
+    assert_eq!(seen.rejected, vec![victim.digest.clone()]);
+    assert!(seen.verified.iter().all(|l| l.digest != victim.digest));
+}

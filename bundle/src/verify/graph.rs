@@ -88,6 +88,16 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
                     format!("manifests[{i}] has role {r:?}, expected image or files"),
                 );
             }
+            if d.annotation(ann::REF_NAME).is_none_or(str::is_empty) {
+                bad(
+                    self,
+                    format!(
+                        "manifests[{i}] ({}) has no {} annotation",
+                        d.digest,
+                        ann::REF_NAME
+                    ),
+                );
+            }
             if ManifestKind::of(&d.media_type).is_none() {
                 self.find(
                     FindingKind::BadIndex,
