@@ -75,3 +75,5 @@ pub use retry::RetryPolicy;
 
 /// Re-exported so callers need not depend on `atp-bundle` just for digests.
 pub use atp_bundle::Digest;
+/// Re-exported: `Bytes` is a [`BlobSource`] and the type of manifest bytes.
+pub use bytes::Bytes;

@@ -123,27 +123,31 @@ pub enum TransportClass {
     Fatal,
 }
 
-/// Classify a reqwest error by walking its source chain.
+/// Classify a reqwest error by walking its source chain. Body and decode
+/// errors are what a dropped connection looks like mid-response, so they are
+/// transient; TLS failures happen while connecting.
 pub fn classify_transport(err: &reqwest::Error) -> TransportClass {
-    if err.is_builder() || err.is_redirect() || err.is_decode() {
+    if err.is_builder() || err.is_redirect() {
         return TransportClass::Fatal;
     }
     if err.is_timeout() {
         return TransportClass::Transient;
     }
-    let mut src = err.source();
-    while let Some(s) = src {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            // rustls errors surface as InvalidData io errors during the handshake.
-            if io.kind() == std::io::ErrorKind::InvalidData {
+    if err.is_connect() {
+        let mut src = err.source();
+        while let Some(s) = src {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                // rustls errors surface as InvalidData io errors in the handshake.
+                if io.kind() == std::io::ErrorKind::InvalidData {
+                    return TransportClass::Tls;
+                }
+            }
+            let text = s.to_string().to_ascii_lowercase();
+            if text.contains("certificate") || text.contains("handshake") || text.contains("tls") {
                 return TransportClass::Tls;
             }
+            src = s.source();
         }
-        let text = s.to_string().to_ascii_lowercase();
-        if text.contains("certificate") || text.contains("handshake") {
-            return TransportClass::Tls;
-        }
-        src = s.source();
     }
     TransportClass::Transient
 }

@@ -51,6 +51,8 @@ pub struct Rule {
     pub path: String,
     pub fault: Fault,
     pub times: Option<usize>,
+    /// Matching requests to let through before the fault starts.
+    pub skip: usize,
     /// Requests that matched and got the fault so far.
     pub hits: usize,
 }
@@ -63,8 +65,14 @@ impl Rule {
             path: path_contains.to_owned(),
             fault,
             times: Some(1),
+            skip: 0,
             hits: 0,
         }
+    }
+    /// Let the first `n` matching requests through untouched.
+    pub fn after(mut self, n: usize) -> Rule {
+        self.skip = n;
+        self
     }
     pub fn times(mut self, n: usize) -> Rule {
         self.times = Some(n);
@@ -77,6 +85,10 @@ impl Rule {
     fn take(&mut self, method: &str, path: &str) -> Option<Fault> {
         let live = self.times.is_none_or(|t| self.hits < t);
         if live && (self.method == "*" || self.method == method) && path.contains(&self.path) {
+            if self.skip > 0 {
+                self.skip -= 1;
+                return None;
+            }
             self.hits += 1;
             return Some(self.fault.clone());
         }
