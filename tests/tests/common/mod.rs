@@ -129,3 +129,111 @@ pub fn skopeo_digest(reg: &atp_testkit::Registry, reference: &str) -> String {
     assert_ok(&o, &format!("skopeo inspect {reference}"));
     atp_bundle::Digest::of(&o.stdout).to_string()
 }
+
+/// Write a spec in the workdir: the demo images and manifests with absolute
+/// paths, at the given sequence, plus `extra_images` spec lines.
+pub fn demo_spec(w: &Work, name: &str, sequence: u64, extra_images: &[String]) -> String {
+    let root = repo_root();
+    let mut images = String::new();
+    for img in fixtures::IMAGES.iter().filter(|i| i.dir != "base") {
+        images.push_str(&format!(
+            "    - {{source: \"oci:{}:{}\", name: \"{}\"}}\n",
+            img.path().display(),
+            img.tag,
+            img.reference
+        ));
+    }
+    for e in extra_images {
+        images.push_str(&format!("    - {e}\n"));
+    }
+    let spec = format!(
+        "metadata: {{name: atp, version: 1.4.{sequence}}}\nspec:\n  channel: stable\n  sequence: {sequence}\n  images:\n{images}  manifests:\n    root: {}\n    overlay: overlays/air-gapped\n",
+        root.join("manifests").display()
+    );
+    std::fs::write(w.path(name), spec).unwrap();
+    w.s(name)
+}
+
+/// An OCI layout with one image of `layers` random layers of `size` bytes
+/// each (deterministic per seed), tagged `1.0`.
+pub fn big_layout(dir: &Path, layers: usize, size: usize, seed: u8) -> PathBuf {
+    use atp_bundle::Digest;
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let d = Digest::of(bytes);
+        std::fs::write(blobs.join(d.hex()), bytes).unwrap();
+        (d.to_string(), bytes.len())
+    };
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(seed);
+    let mut descs = Vec::new();
+    let mut diff_ids = Vec::new();
+    for _ in 0..layers {
+        let mut data = vec![0u8; size];
+        for chunk in data.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let b = state.to_le_bytes();
+            chunk.copy_from_slice(&b[..chunk.len()]);
+        }
+        let (d, n) = put(&data);
+        diff_ids.push(d.clone());
+        descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": n}));
+    }
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}});
+    let (cd, cn) = put(config.to_string().as_bytes());
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn}, "layers": descs});
+    let (md, mn) = put(manifest.to_string().as_bytes());
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": md, "size": mn, "annotations": {"org.opencontainers.image.ref.name": "1.0"}}]});
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    dir.to_path_buf()
+}
+
+/// `install` arguments for a registry, by its mode.
+pub fn target_flags(reg: &atp_testkit::Registry) -> Vec<String> {
+    let mut f = vec!["--registry".to_string(), reg.host()];
+    match reg.ca_cert_path() {
+        Some(ca) => {
+            f.push("--registry-ca".into());
+            f.push(ca.display().to_string());
+        }
+        None => f.push("--plain-http".into()),
+    }
+    if let Some((u, _)) = reg.credentials() {
+        f.push("--username".into());
+        f.push(u);
+        f.push("--password-stdin".into());
+    }
+    f
+}
+
+/// Run `atp-installer install BUNDLE` against `reg`, feeding the password on stdin.
+pub fn install(w: &Work, reg: &atp_testkit::Registry, bundle: &str, extra: &[&str]) -> Output {
+    use std::io::Write;
+    let mut args: Vec<String> = vec![
+        "install".into(),
+        bundle.into(),
+        "--key".into(),
+        w.pubkey(),
+        "--state-dir".into(),
+        w.s("state"),
+    ];
+    args.extend(target_flags(reg));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut c = w.installer_cmd(&a);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some((_, p)) = reg.credentials() {
+        stdin.write_all(p.as_bytes()).unwrap();
+    }
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}

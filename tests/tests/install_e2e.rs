@@ -1,0 +1,462 @@
+//! Issue 5 end to end: `atp-installer install` into the real registry in
+//! plain, basic-auth and TLS modes; idempotent re-runs, resume after a kill,
+//! fail-closed verification, rollback refusal, the air-gap gate, metrics that
+//! promtool accepts, and the kubectl boundary through a recording stand-in.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use atp_testkit::fixtures::{self, IMAGES};
+use atp_testkit::{Registry, RegistryOptions};
+use common::*;
+
+fn check_installed(w: &Work, reg: &Registry, out: &std::process::Output) -> serde_json::Value {
+    assert_ok(out, "install");
+    let v = json(out);
+    // skopeo confirms every pushed image by digest, under the documented mapping.
+    for img in IMAGES.iter().filter(|i| i.dir != "base") {
+        let repo = format!("docker.io/atp/{}:{}", img.dir, img.tag);
+        assert_eq!(
+            skopeo_digest(reg, &repo),
+            fixtures::index_digest(img),
+            "{repo}"
+        );
+        let listed = v["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["source"] == img.reference)
+            .unwrap_or_else(|| panic!("{} not in summary", img.reference));
+        assert_eq!(listed["target"], format!("{}/{repo}", reg.host()));
+        assert_eq!(listed["digest"], fixtures::index_digest(img));
+    }
+    // rendered.yaml holds only site-registry, digest-pinned images.
+    let rendered = std::path::PathBuf::from(v["rendered"].as_str().unwrap());
+    let yaml = std::fs::read_to_string(&rendered).unwrap();
+    let images: Vec<&str> = yaml
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("image: "))
+        .collect();
+    assert_eq!(images.len(), 3, "{yaml}");
+    for i in &images {
+        assert!(
+            i.starts_with(&format!("{}/", reg.host())) && i.contains("@sha256:"),
+            "{i}"
+        );
+    }
+    let mode = std::fs::metadata(&rendered).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(yaml.contains("kind: Secret") && yaml.contains("name: atp-registry-pull"));
+    assert!(yaml.contains("name: registry-certs"));
+    // The receipt names the bundle.
+    let receipt = w.path("state/receipts").join(format!(
+        "{}.json",
+        v["index_digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+    ));
+    assert!(receipt.is_file(), "{}", receipt.display());
+    v
+}
+
+fn promtool_accepts(path: &std::path::Path) {
+    let out = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(path).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "promtool: {}", text(&out));
+}
+
+#[test]
+fn installs_into_plain_basic_and_tls_registries_and_reruns_upload_nothing() {
+    for reg in [Registry::plain(), Registry::basic(), Registry::tls()] {
+        let w = Work::new();
+        assert_ok(&w.create_demo("b.tar", &[]), "create");
+        let out = install(
+            &w,
+            &reg,
+            "b.tar",
+            &["--json", "--metrics-file", &w.s("m.prom")],
+        );
+        let first = check_installed(&w, &reg, &out);
+        assert!(first["uploaded"].as_u64().unwrap() > 0);
+        promtool_accepts(&w.path("m.prom"));
+        let prom = std::fs::read_to_string(w.path("m.prom")).unwrap();
+        assert!(prom.contains("onprem_deploy_success_total 1\n"), "{prom}");
+
+        // A second run uploads zero blobs and zero manifests.
+        let mark = reg.access_mark();
+        let out = install(
+            &w,
+            &reg,
+            "b.tar",
+            &["--json", "--metrics-file", &w.s("m.prom")],
+        );
+        let second = check_installed(&w, &reg, &out);
+        let writes: Vec<String> = reg
+            .access_log_since(mark)
+            .iter()
+            .filter(|a| a.is_blob_upload() || a.method == "PUT")
+            .map(ToString::to_string)
+            .collect();
+        assert!(writes.is_empty(), "second run wrote: {writes:?}");
+        assert_eq!(second["uploaded"], 0);
+        assert_eq!(second["manifests_pushed"], 0);
+        let prom = std::fs::read_to_string(w.path("m.prom")).unwrap();
+        assert!(prom.contains("onprem_deploys_total 2\n"), "{prom}");
+        promtool_accepts(&w.path("m.prom"));
+    }
+}
+
+#[test]
+fn wrong_credentials_fail_with_a_clear_message_and_no_secret_in_output() {
+    let reg = Registry::basic();
+    let w = Work::new();
+    assert_ok(&w.create_demo("b.tar", &[]), "create");
+    let out = {
+        use std::io::Write;
+        let args = [
+            "install",
+            "b.tar",
+            "--key",
+            "k.pub",
+            "--state-dir",
+            "state",
+            "--registry",
+            &reg.host(),
+            "--plain-http",
+            "--username",
+            "atp",
+            "--password-stdin",
+        ];
+        let mut c = w.installer_cmd(&args);
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"hunter2-wrong")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(!t.contains("hunter2-wrong"), "{t}");
+    assert!(
+        t.contains("401") || t.to_lowercase().contains("credentials"),
+        "{t}"
+    );
+}
+
+#[test]
+fn a_flipped_byte_in_a_layer_sends_zero_requests_to_the_registry() {
+    let reg = Registry::plain();
+    let w = Work::new();
+    assert_ok(&w.create_demo("b.tar", &[]), "create");
+    let mut bytes = std::fs::read(w.path("b.tar")).unwrap();
+    // The last blob is a layer; flip a byte inside its data.
+    let end = bytes.len() - 1024;
+    let mut pos = end - 1;
+    while bytes[pos] == 0 {
+        pos -= 1;
+    }
+    bytes[pos - 8] ^= 0xff;
+    std::fs::write(w.path("bad.tar"), &bytes).unwrap();
+    let mark = reg.access_mark();
+    let out = install(&w, &reg, "bad.tar", &["--metrics-file", &w.s("m.prom")]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("failed verification") && err.contains("nothing was pushed"),
+        "{err}"
+    );
+    assert_eq!(
+        reg.access_log_since(mark),
+        vec![],
+        "requests reached the registry"
+    );
+    let prom = std::fs::read_to_string(w.path("m.prom")).unwrap();
+    assert!(prom.contains("onprem_deploy_failed_total 1\n"), "{prom}");
+}
+
+#[test]
+fn a_lower_sequence_on_the_same_channel_is_refused() {
+    let reg = Registry::plain();
+    let w = Work::new();
+    let s2 = demo_spec(&w, "s2.yaml", 2, &[]);
+    let s1 = demo_spec(&w, "s1.yaml", 1, &[]);
+    for (spec, out) in [(&s2, "v2.tar"), (&s1, "v1.tar")] {
+        assert_ok(
+            &w.bundler(&["create", "--spec", spec, "--key", "k.key", "--output", out]),
+            "create",
+        );
+    }
+    assert_ok(&install(&w, &reg, "v2.tar", &[]), "install v2");
+    // The very same bundle again is a no-op.
+    assert_ok(&install(&w, &reg, "v2.tar", &[]), "reinstall v2");
+    let mark = reg.access_mark();
+    let out = install(&w, &reg, "v1.tar", &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing a rollback") && err.contains("--allow-downgrade"),
+        "{err}"
+    );
+    assert!(reg.access_log_since(mark).is_empty());
+    assert_ok(
+        &install(&w, &reg, "v1.tar", &["--allow-downgrade"]),
+        "downgrade",
+    );
+}
+
+#[test]
+fn an_overlay_image_not_in_the_bundle_fails_the_air_gap_gate_naming_the_object() {
+    let reg = Registry::plain();
+    let w = Work::new();
+    // An overlay with an extra container whose image the bundle lacks. The
+    // create-time gate is bypassed with a kubectl stand-in that hides the
+    // line, as a bundle from a careless tool would be: the installer's gate
+    // must still catch it.
+    let tree = w.path("m");
+    copy_dir(&repo_root().join("manifests"), &tree);
+    std::fs::write(
+        tree.join("overlays/air-gapped/sneaky.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: atp-router}\nspec:\n  template:\n    spec:\n      containers:\n      - name: miner\n        image: docker.io/evil/miner:1\n",
+    )
+    .unwrap();
+    let k = tree.join("overlays/air-gapped/kustomization.yaml");
+    let text_k = std::fs::read_to_string(&k).unwrap();
+    std::fs::write(
+        &k,
+        text_k.replace("patches:\n", "patches:\n  - path: sneaky.yaml\n"),
+    )
+    .unwrap();
+    let spec = demo_spec(&w, "spec.yaml", 1, &[]);
+    let body = std::fs::read_to_string(&spec).unwrap().replace(
+        &repo_root().join("manifests").display().to_string(),
+        &tree.display().to_string(),
+    );
+    std::fs::write(&spec, body).unwrap();
+    let filter = w.path("kubectl-filter");
+    std::fs::write(&filter, "#!/bin/sh\nkubectl \"$@\" | grep -v evil/miner\n").unwrap();
+    std::fs::set_permissions(&filter, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = w.bundler_cmd(&[
+        "create", "--spec", &spec, "--key", "k.key", "--output", "b.tar",
+    ]);
+    c.env("ATP_KUBECTL", &filter);
+    assert_ok(&c.output().unwrap(), "create (gate bypassed)");
+
+    let out = install(&w, &reg, "b.tar", &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("air-gap gate"), "{err}");
+    assert!(err.contains("Deployment/atp-system/atp-router"), "{err}");
+    assert!(err.contains("docker.io/evil/miner:1"), "{err}");
+    assert!(err.contains("nothing was applied"), "{err}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for e in walkdir(from) {
+        let rel = e.strip_prefix(from).unwrap();
+        let dest = to.join(rel);
+        if e.is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(&e, &dest).unwrap();
+        }
+    }
+}
+
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn an_install_killed_mid_push_completes_when_run_again() {
+    let reg = Registry::plain();
+    let w = Work::new();
+    big_layout(&w.path("big"), 12, 6 << 20, 1);
+    let spec = format!(
+        "metadata: {{name: big, version: '1'}}\nspec:\n  channel: stable\n  sequence: 1\n  images:\n    - {{source: \"oci:{}:1.0\", name: docker.io/atp/big:1.0}}\n",
+        w.path("big").display()
+    );
+    std::fs::write(w.path("big.yaml"), spec).unwrap();
+    assert_ok(
+        &w.bundler(&[
+            "create", "--spec", "big.yaml", "--key", "k.key", "--output", "big.tar",
+        ]),
+        "create",
+    );
+    let mut args: Vec<String> = vec![
+        "install".into(),
+        "big.tar".into(),
+        "--key".into(),
+        w.pubkey(),
+        "--state-dir".into(),
+        w.s("state"),
+        "--concurrency".into(),
+        "2".into(),
+    ];
+    args.extend(target_flags(&reg));
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = w.installer_cmd(&a).spawn().unwrap();
+    // Kill it as soon as the first blob is committed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let committed = reg
+            .access_log()
+            .iter()
+            .filter(|a| a.method == "PUT" && a.path.contains("/blobs/uploads/") && a.status == 201)
+            .count();
+        if committed >= 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no blob was ever committed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the install finished before it could be killed"
+    );
+    // No manifest was pushed by the killed run.
+    assert!(!reg
+        .access_log()
+        .iter()
+        .any(|a| a.method == "PUT" && a.path.contains("/manifests/")));
+
+    let out = install(&w, &reg, "big.tar", &["--json"]);
+    assert_ok(&out, "re-run");
+    let v = json(&out);
+    assert!(v["skipped"].as_u64().unwrap() >= 1, "{v}");
+    let want = atp_bundle::Digest::of(
+        &std::fs::read(
+            w.path("big/blobs/sha256").join(
+                serde_json::from_slice::<serde_json::Value>(
+                    &std::fs::read(w.path("big/index.json")).unwrap(),
+                )
+                .unwrap()["manifests"][0]["digest"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("sha256:"),
+            ),
+        )
+        .unwrap(),
+    )
+    .to_string();
+    assert_eq!(skopeo_digest(&reg, "docker.io/atp/big:1.0"), want);
+    let o = atp_testkit::skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{}/docker.io/atp/big:1.0", reg.host()),
+        &format!("oci:{}:x", w.s("copy")),
+    ]);
+    assert_ok(&o, "skopeo copy (every blob checked by digest)");
+}
+
+#[test]
+fn apply_runs_kubectl_server_side_then_waits_for_rollouts() {
+    let reg = Registry::plain();
+    let w = Work::new();
+    assert_ok(&w.create_demo("b.tar", &[]), "create");
+    // A recording stand-in for kubectl: logs its arguments, delegates
+    // `kustomize` to the real kubectl, and succeeds for apply and rollout.
+    let bin = w.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = which_kubectl();
+    let log = w.path("kubectl.log");
+    let script = format!(
+        "#!/bin/sh\necho \"$*\" >> {log}\nif [ \"$1\" = kustomize ]; then exec {real} \"$@\"; fi\nif [ -n \"$FAIL_APPLY\" ] && echo \"$*\" | grep -q ' apply '; then echo 'error: the server has asked for the client to provide credentials' >&2; exit 1; fi\nexit 0\n",
+        log = log.display()
+    );
+    std::fs::write(bin.join("kubectl"), script).unwrap();
+    std::fs::set_permissions(bin.join("kubectl"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+
+    let mut args: Vec<String> = vec![
+        "install".into(),
+        "b.tar".into(),
+        "--key".into(),
+        w.pubkey(),
+        "--state-dir".into(),
+        w.s("state"),
+        "--apply".into(),
+        "--kubeconfig".into(),
+        "/etc/site/kubeconfig".into(),
+        "--context".into(),
+        "site".into(),
+        "--rollout-timeout".into(),
+        "90s".into(),
+    ];
+    args.extend(target_flags(&reg));
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = w.installer_cmd(&a).env("PATH", &path).output().unwrap();
+    assert_ok(&out, "install --apply");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let calls: Vec<&str> = calls
+        .lines()
+        .filter(|l| !l.starts_with("kustomize"))
+        .collect();
+    let rendered = w.path("state/render");
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(calls[0].starts_with("--kubeconfig /etc/site/kubeconfig --context site apply --server-side --field-manager=atp-installer -f "), "{}", calls[0]);
+    assert!(
+        calls[0].contains(&rendered.display().to_string()) && calls[0].ends_with("rendered.yaml")
+    );
+    assert_eq!(calls[1], "--kubeconfig /etc/site/kubeconfig --context site rollout status deployment/atp-router --timeout=90s -n atp-system");
+
+    // A kubectl failure fails the install with kubectl's message.
+    let out = w
+        .installer_cmd(&a)
+        .env("PATH", &path)
+        .env("FAIL_APPLY", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("kubectl apply failed") && err.contains("provide credentials"),
+        "{err}"
+    );
+}
+
+fn which_kubectl() -> String {
+    let out = std::process::Command::new("sh")
+        .args(["-c", "command -v kubectl"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn token_auth_registry_install_round_trips() {
+    let reg = Registry::start(RegistryOptions {
+        auth: atp_testkit::Auth::Token,
+        ..Default::default()
+    })
+    .unwrap();
+    let w = Work::new();
+    assert_ok(&w.create_demo("b.tar", &[]), "create");
+    let out = install(&w, &reg, "b.tar", &["--json"]);
+    check_installed(&w, &reg, &out);
+}
