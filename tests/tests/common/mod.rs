@@ -13,6 +13,12 @@ pub struct Work {
     pub dir: tempfile::TempDir,
 }
 
+impl Default for Work {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Work {
     pub fn new() -> Work {
         let w = Work {
