@@ -59,6 +59,7 @@ pub mod config;
 mod credstore;
 pub mod error;
 pub mod manifest;
+pub mod mapping;
 mod pull;
 mod push;
 pub mod reference;
