@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::apply::{self, ApplyOptions};
 use crate::gate::{self, Offence, Presence};
-use crate::mapping::{self, Layout, SourceRef};
+use atp_registry::mapping::{self, Layout, SourceRef};
 use crate::metrics::{write_atomic, Metrics};
 use crate::push::{self, ImagePush, PushStats};
 use crate::render::{self, PlacedImage};

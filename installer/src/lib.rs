@@ -7,13 +7,11 @@
 //! - [`render`]: the shipped overlay rewritten for the site
 //! - [`gate`]: the air-gap gate over rendered output
 //! - [`apply`]: the kubectl boundary
-//! - [`mapping`]: source repository → site repository
 //! - [`state`], [`metrics`]: rollback protection, receipts, Prometheus textfile
 
 pub mod apply;
 pub mod gate;
 pub mod install;
-pub mod mapping;
 pub mod metrics;
 pub mod push;
 pub mod render;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use atp_installer::apply::ApplyOptions;
 use atp_installer::install::InstallOptions;
-use atp_installer::mapping::Layout;
+use atp_registry::mapping::Layout;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[path = "../../bundler/src/cli/ui.rs"]

@@ -1,4 +1,7 @@
-//! Where each bundled image lands in the site registry.
+//! Where each image lands in a target registry: one mapping shared by
+//! `atp-installer install` and `atp-bundler sync`, so both put the same
+//! image under the same name.
+//!
 //!
 //! Three documented layouts, all producing names valid under the distribution
 //! name grammar:
