@@ -133,21 +133,27 @@ pub fn classify_transport(err: &reqwest::Error) -> TransportClass {
     if err.is_timeout() {
         return TransportClass::Transient;
     }
-    if err.is_connect() {
-        let mut src = err.source();
-        while let Some(s) = src {
-            if let Some(io) = s.downcast_ref::<std::io::Error>() {
-                // rustls errors surface as InvalidData io errors in the handshake.
-                if io.kind() == std::io::ErrorKind::InvalidData {
-                    return TransportClass::Tls;
-                }
-            }
-            let text = s.to_string().to_ascii_lowercase();
-            if text.contains("certificate") || text.contains("handshake") || text.contains("tls") {
+    if err.is_body() || err.is_decode() {
+        return TransportClass::Transient;
+    }
+    // Connecting or sending: an InvalidData I/O error anywhere in the chain
+    // is rustls refusing the peer (bad certificate, or not TLS at all).
+    let mut src = err.source();
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            let inner_invalid = io
+                .get_ref()
+                .and_then(|i| i.downcast_ref::<std::io::Error>())
+                .is_some_and(|i| i.kind() == std::io::ErrorKind::InvalidData);
+            if io.kind() == std::io::ErrorKind::InvalidData || inner_invalid {
                 return TransportClass::Tls;
             }
-            src = s.source();
         }
+        let text = s.to_string().to_ascii_lowercase();
+        if text.contains("certificate") || text.contains("handshake") {
+            return TransportClass::Tls;
+        }
+        src = s.source();
     }
     TransportClass::Transient
 }

@@ -347,9 +347,11 @@ async fn reset_in_the_middle_of_a_patch_resumes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reset_in_the_middle_of_a_later_patch_resumes_from_the_registry_range() {
+async fn reset_in_the_middle_of_a_later_patch_recovers() {
     let f = faulty();
-    // The first chunk goes through; the second is cut halfway.
+    // The first chunk goes through; the second is cut halfway. distribution
+    // then refuses the session (its stored offset no longer matches), so the
+    // client sees 404 on the status query and starts a fresh session.
     f.proxy.add(
         Rule::new(
             "PATCH",
@@ -564,4 +566,126 @@ async fn a_download_reset_resumes_with_range() {
     let mut all = Vec::new();
     r.read_to_end(&mut all).await.unwrap();
     assert!(all == blob[..]);
+}
+
+// ---- auth, TLS and fatal errors -----------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_cached_per_scope_and_renewed_after_expiry() {
+    let reg = Registry::start(atp_testkit::RegistryOptions {
+        auth: atp_testkit::Auth::Token,
+        token_ttl_secs: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    let img = &fixtures::IMAGES[0];
+    fixtures::push(&reg, img, "atp/base");
+    let c = client_for(&[&reg]);
+    let r: Reference = format!("{}/atp/base:{}", reg.host(), img.tag)
+        .parse()
+        .unwrap();
+    let before = reg.token_requests().len();
+    let m = c.get_manifest(&r).await.unwrap();
+    for d in m.kind().unwrap().children() {
+        assert_eq!(
+            c.blob_exists(r.repository(), &d.digest).await.unwrap(),
+            Some(d.size)
+        );
+    }
+    c.get_manifest(&r).await.unwrap();
+    let pull_scope = "repository:atp/base:pull";
+    let fetched = |reg: &Registry| {
+        reg.token_requests()[before..]
+            .iter()
+            .filter(|t| t.scopes == [pull_scope] && t.status == 200)
+            .count()
+    };
+    assert_eq!(fetched(&reg), 1, "{:?}", reg.token_requests());
+    // After the lifetime a fresh token is fetched and requests keep working.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(c.get_manifest(&r).await.unwrap().digest, m.digest);
+    assert_eq!(fetched(&reg), 2, "{:?}", reg.token_requests());
+    // Every token request carried the configured user.
+    assert!(reg.token_requests()[before..]
+        .iter()
+        .all(|t| t.user.as_deref() == Some(atp_testkit::registry::USER)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_failures_and_4xx_are_not_retried() {
+    let reg = Registry::tls();
+    // No CA configured: the handshake fails, once, with a TLS error.
+    let mut o = options();
+    o.registries.insert(reg.host(), RegistryConfig::default());
+    let c = Client::new(o).unwrap();
+    let r: Reference = format!("{}/atp/none:1", reg.host()).parse().unwrap();
+    let start = Instant::now();
+    let err = c.get_manifest(&r).await.unwrap_err();
+    assert!(matches!(err, Error::Tls { .. }), "{err}");
+    assert!(
+        err.to_string().contains("hint: pass the registry's CA"),
+        "{err}"
+    );
+    assert!(start.elapsed() < RetryPolicy::fast().base_delay * 5);
+
+    // With the CA: a missing manifest is a plain 404, answered once.
+    let c = client_for(&[&reg]);
+    let mark = reg.access_mark();
+    let err = c.get_manifest(&r).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    assert_eq!(reg.access_log_since(mark).len(), 1);
+
+    // A wrong password against basic auth is fatal and says so.
+    let basic = Registry::basic();
+    let mut o = options();
+    o.registries.insert(
+        basic.host(),
+        RegistryConfig {
+            plain_http: true,
+            credentials: Some(Credentials::new("atp", "not-the-password")),
+            ..Default::default()
+        },
+    );
+    let c = Client::new(o).unwrap();
+    let r: Reference = format!("{}/atp/none:1", basic.host()).parse().unwrap();
+    let err = c.get_manifest(&r).await.unwrap_err();
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
+    assert!(err.to_string().contains("refused the credentials"), "{err}");
+    assert!(!err.to_string().contains("not-the-password"));
+
+    // Anonymous against basic auth: tells the user to log in.
+    let mut o = options();
+    o.registries.insert(
+        basic.host(),
+        RegistryConfig {
+            plain_http: true,
+            ..Default::default()
+        },
+    );
+    let err = Client::new(o).unwrap().get_manifest(&r).await.unwrap_err();
+    assert!(err.to_string().contains("docker login"), "{err}");
+
+    // HTTPS spoken to a plain-HTTP registry is a TLS failure too, not retried.
+    let err = client_for(&[]).get_manifest(&r).await.unwrap_err();
+    assert!(matches!(err, Error::Tls { .. }), "{err}");
+}
+
+#[test]
+fn bad_tls_settings_fail_at_construction() {
+    let mut o = options();
+    o.registries.insert(
+        "r.example:5000".into(),
+        RegistryConfig {
+            client_cert: Some((
+                "/nonexistent/cert.pem".into(),
+                "/nonexistent/key.pem".into(),
+            )),
+            ..Default::default()
+        },
+    );
+    let err = Client::new(o).unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { path, .. } if path.ends_with("cert.pem")),
+        "{err}"
+    );
 }
