@@ -206,6 +206,7 @@ impl RegistryAuth {
         http: &reqwest::Client,
         www_authenticate: Option<&str>,
         scope: &Scope,
+        method: &str,
         url: &str,
         allow_http_realm: bool,
     ) -> Result<(), Error> {
@@ -213,7 +214,7 @@ impl RegistryAuth {
             www_authenticate
                 .and_then(parse_challenge)
                 .ok_or_else(|| Error::Unauthorized {
-                    method: "GET".into(),
+                    method: method.into(),
                     url: url.into(),
                     status: 401,
                     detail: String::new(),
@@ -225,7 +226,7 @@ impl RegistryAuth {
                 .await?;
             self.state.lock().await.tokens.insert(scope.key(), token);
         } else if self.credentials().await?.is_none() {
-            return Err(self.no_credentials(url));
+            return Err(self.no_credentials(method, url));
         }
         self.state.lock().await.challenge = Some(challenge);
         Ok(())
@@ -235,9 +236,9 @@ impl RegistryAuth {
         matches!(self.credentials().await, Ok(Some(_)))
     }
 
-    pub(crate) fn no_credentials(&self, url: &str) -> Error {
+    pub(crate) fn no_credentials(&self, method: &str, url: &str) -> Error {
         Error::Unauthorized {
-            method: "GET".into(),
+            method: method.into(),
             url: url.into(),
             status: 401,
             detail: String::new(),

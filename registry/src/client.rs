@@ -245,6 +245,7 @@ impl Client {
                     &reg.http,
                     www.as_deref(),
                     scope,
+                    method.as_str(),
                     url.as_str(),
                     reg.plain_http,
                 )

@@ -304,8 +304,22 @@ impl Client {
                         tracing::debug!(url = %session.url, offset = n, "resuming upload");
                         Ok(Resume::At(n))
                     }
-                    // Nothing (or an ambiguous single byte) stored: start over.
-                    _ => Ok(Resume::Restart(self.start_upload(reg, repo, scope).await?)),
+                    // Nothing (or an ambiguous single byte) stored: start over,
+                    // and tell the registry it may drop the old session.
+                    _ => {
+                        let old = session.url.clone();
+                        let _ = self
+                            .send_once(
+                                reg,
+                                &Method::DELETE,
+                                &old,
+                                &Default::default(),
+                                &ReqBody::Empty,
+                                scope,
+                            )
+                            .await;
+                        Ok(Resume::Restart(self.start_upload(reg, repo, scope).await?))
+                    }
                 }
             }
             StatusCode::NOT_FOUND => {

@@ -14,6 +14,7 @@ use atp_registry::{
     RegistryConfig, Repository, RetryPolicy,
 };
 use atp_testkit::fixtures;
+use atp_testkit::proxy::{Fault, Proxy, Rule};
 use atp_testkit::Registry;
 use base64::Engine as _;
 
@@ -119,7 +120,48 @@ async fn trace_logs_errors_and_debug_hold_no_secrets() {
         texts.push(format!("{bad:?}"));
     }
 
+    // Retries are announced at warn with the tries left (through the fault
+    // proxy in front of a basic-auth registry, so credentials are in play).
+    let reg = Registry::basic();
+    let (user, password) = reg.credentials().unwrap();
+    secrets.push(password.clone());
+    fixtures::push(&reg, &fixtures::IMAGES[0], "atp/base");
+    let proxy = Proxy::start(&reg.host()).unwrap();
+    proxy.add(
+        Rule::new(
+            "GET",
+            "/manifests/",
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+            },
+        )
+        .times(2),
+    );
+    let mut o = ClientOptions {
+        default_creds: DefaultCredentials::None,
+        retry: RetryPolicy::fast(),
+        ..Default::default()
+    };
+    o.registries.insert(
+        proxy.host(),
+        RegistryConfig {
+            plain_http: true,
+            credentials: Some(Credentials::new(&user, &password)),
+            ..Default::default()
+        },
+    );
+    let r: Reference = format!("{}/atp/base:1.0.0", proxy.host()).parse().unwrap();
+    Client::new(o).unwrap().get_manifest(&r).await.unwrap();
+
     let log = String::from_utf8(CAPTURED.lock().unwrap().clone()).unwrap();
+    let warn = |needle: &str| {
+        log.lines()
+            .any(|l| l.contains(" WARN ") && l.contains(needle))
+    };
+    assert!(warn("retrying (4 tries left)"), "no retry warning:\n{log}");
+    assert!(warn("retrying (3 tries left)"), "no second retry warning");
+    assert!(warn("HTTP 503"), "retry warning does not say why");
     // The capture works and saw the HTTP traffic at trace level.
     assert!(log.contains("TRACE"), "nothing captured at trace level");
     assert!(

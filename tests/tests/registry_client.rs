@@ -670,6 +670,27 @@ async fn tls_failures_and_4xx_are_not_retried() {
     assert!(matches!(err, Error::Tls { .. }), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_blob_and_a_chunked_blob_round_trip() {
+    let reg = Registry::plain();
+    let c = client_for(&[&reg]);
+    let repo = repo(&reg.host(), "atp/edge");
+    for len in [0, CHUNK as usize, 3 * CHUNK as usize + 1] {
+        let (blob, d) = random_blob(len);
+        let out = c
+            .push_blob(&repo, &d, len as u64, &blob, &[])
+            .await
+            .unwrap();
+        assert_eq!(out, PushOutcome::Uploaded);
+        assert_eq!(c.blob_exists(&repo, &d).await.unwrap(), Some(len as u64));
+        let mut back = Vec::new();
+        c.fetch_blob_to(&repo, &d, len as u64, &mut back)
+            .await
+            .unwrap();
+        assert!(back == blob[..]);
+    }
+}
+
 #[test]
 fn bad_tls_settings_fail_at_construction() {
     let mut o = options();
