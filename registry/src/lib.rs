@@ -49,7 +49,8 @@
 //! * [`Error`]: one enum, structured fields, `hint:` lines, no secrets.
 //!
 //! # Modules
-//! `reference` (names), `config` (settings), `credstore` (docker/containers
+//! `reference` (names), `mapping` (where images land in a target registry,
+//! shared by install and sync), `config` (settings), `credstore` (docker/containers
 //! auth files and helpers), `auth` (challenges and tokens), `retry` (what is
 //! retried), `client` (request path), `pull`, `push`, `manifest`, `error`.
 
