@@ -710,3 +710,86 @@ fn bad_tls_settings_fail_at_construction() {
         "{err}"
     );
 }
+
+/// A source that counts how many uploads read it at the same time.
+struct Counting {
+    data: Bytes,
+    now: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    max: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct Guarded {
+    inner: std::io::Cursor<Bytes>,
+    now: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        self.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl tokio::io::AsyncRead for Guarded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl atp_registry::BlobSource for Counting {
+    fn open(
+        &self,
+        offset: u64,
+    ) -> Pin<
+        Box<
+            dyn Future<Output = std::io::Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>>>
+                + Send
+                + '_,
+        >,
+    > {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n = self.now.fetch_add(1, SeqCst) + 1;
+        self.max.fetch_max(n, SeqCst);
+        let reader = Guarded {
+            inner: std::io::Cursor::new(self.data.slice(offset as usize..)),
+            now: self.now.clone(),
+        };
+        Box::pin(async move {
+            // Hold the body open a little so overlapping uploads would show.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(Box::new(reader) as Box<_>)
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_transfers_respect_the_concurrency_setting() {
+    let reg = Registry::plain();
+    let mut o = options();
+    o.concurrency = 2;
+    o.registries.insert(reg.host(), config_for(&reg));
+    let c = Client::new(o).unwrap();
+    let repo = repo(&reg.host(), "atp/many");
+    let now = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let max = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let (data, d) = random_blob(20_000);
+        let src = Counting {
+            data,
+            now: now.clone(),
+            max: max.clone(),
+        };
+        let (c, repo) = (c.clone(), repo.clone());
+        set.spawn(async move { c.push_blob(&repo, &d, 20_000, &src, &[]).await });
+    }
+    while let Some(r) = set.join_next().await {
+        assert_eq!(r.unwrap().unwrap(), PushOutcome::Uploaded);
+    }
+    let max = max.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(max <= 2, "{max} uploads at once with concurrency 2");
+    assert_eq!(max, 2, "uploads never overlapped");
+}
