@@ -7,6 +7,7 @@
 //! - `index.json.sig`: [`sign`], keys in [`keys`]
 //! - bundle config and artifact manifests: [`format::config`], [`model`]
 //! - reading one blob back for `inspect`/`install`: [`open`]
+//! - split volumes, `volumes.json`, seekable zstd: [`media`]
 //!
 //! This crate is a pure library: no network, no image pulling.
 
@@ -14,6 +15,8 @@ pub mod digest;
 pub mod format;
 pub mod keys;
 pub mod kustomize;
+pub mod media;
+pub mod metrics;
 pub mod model;
 pub mod open;
 pub mod progress;
