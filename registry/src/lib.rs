@@ -38,7 +38,8 @@
 //! * [`Client`]: `new`, `get_manifest`, `get_manifest_by_digest`,
 //!   `manifest_exists`, `blob_exists`, `blob_reader` (verifying [`BlobStream`],
 //!   also as `AsyncRead`), `fetch_blob_to` (verifying, resumes with `Range`),
-//!   `push_blob` (-> [`PushOutcome`]), `push_manifest`.
+//!   `push_blob` (-> [`PushOutcome`]), `push_manifest`, `probe_push` (open
+//!   and cancel an upload session: push permission without writing).
 //! * [`ClientOptions`] / [`RegistryConfig`] / [`Credentials`] /
 //!   [`DefaultCredentials`] / [`RetryPolicy`]: settings; `concurrency` bounds
 //!   blob transfers across the whole client.
@@ -61,6 +62,7 @@ mod credstore;
 pub mod error;
 pub mod manifest;
 pub mod mapping;
+mod probe;
 mod pull;
 mod push;
 pub mod reference;
@@ -71,6 +73,7 @@ pub use config::{ClientOptions, Credentials, DefaultCredentials, RegistryConfig}
 pub use error::Error;
 pub use manifest::{is_manifest_type, Descriptor, Manifest, ManifestKind, Platform};
 pub use pull::{parse_content_range, BlobStream};
+pub use probe::PushProbe;
 pub use push::{BlobSource, FileSource, PushOutcome};
 pub use reference::{Reference, Repository};
 pub use retry::RetryPolicy;
