@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # package:command pairs; a package is installed only when its command is absent.
 pkgs=(docker-registry:docker-registry skopeo:skopeo apache2-utils:htpasswd
       prometheus:promtool zstd:zstd openssl:openssl python3-venv:
-      iproute2:ip util-linux:unshare curl:curl)
+      iproute2:ip util-linux:unshare curl:curl time:)
 missing=()
 for pair in "${pkgs[@]}"; do
   pkg=${pair%%:*}; cmd=${pair#*:}
