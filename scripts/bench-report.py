@@ -37,12 +37,18 @@ def load(out):
             with open(os.path.join(out, name)) as f:
                 s = json.load(f)
             summaries[s["workload"]] = s
-    return rows, machine, summaries
+    skipped = {}
+    path = os.path.join(out, "skipped.txt")
+    if os.path.exists(path):
+        for line in open(path):
+            w, done, planned = line.split()
+            skipped[w] = (int(done), int(planned))
+    return rows, machine, summaries, skipped
 
 
 def main():
     out, doc = sys.argv[1], sys.argv[2]
-    rows, machine, summaries = load(out)
+    rows, machine, summaries, skipped = load(out)
     secs = collections.defaultdict(list)
     rss = collections.defaultdict(list)
     size = {}
@@ -104,7 +110,8 @@ def main():
         s = summaries.get(w, {})
         L.append(f"| {w} | {s.get('images')} | {s.get('unique_blobs')} | "
                  f"{s.get('blob_bytes', 0) / MIB:.0f} MiB | {size.get((w, 'ours'), 0) / MIB:.0f} MiB | "
-                 f"{size.get((w, 'skopeo'), 0) / MIB:.0f} MiB | {len(runs[w])} |")
+                 f"{size.get((w, 'skopeo'), 0) / MIB:.0f} MiB | {len(runs[w])}"
+                 + (f" of {skipped[w][1]} planned (time budget)" if w in skipped else "") + " |")
     L.append("")
     L.append("- **A**: 12 images sharing a base OS layer (10 %) and one of two runtime layers (4 % each), "
              "two app layers of uneven size each; image `bench/app-00` is a two-platform index "
