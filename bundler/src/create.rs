@@ -312,7 +312,7 @@ pub async fn create(
 }
 
 /// Resolve images concurrently, keeping spec order, dropping repeats.
-async fn resolve_all(
+pub(crate) async fn resolve_all(
     specs: &[ImageSpec],
     client: &Client,
     platforms: &[String],
@@ -349,7 +349,7 @@ pub fn rendered_images(
 
 /// Match rendered images to bundled ones; record `usedBy`; return the
 /// missing ones (normalized) with the objects that use them.
-fn gate(
+pub(crate) fn gate(
     uses: &[ImageUse],
     images: &mut [ResolvedImage],
 ) -> Result<BTreeMap<String, Vec<String>>, CreateError> {

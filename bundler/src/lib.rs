@@ -5,6 +5,7 @@
 //! - [`resolve`]: images from registries, OCI layouts, docker archives
 //! - [`files`]: scan model files and other file sets
 //! - [`spec`]: the bundle spec file
+//! - [`sync`], [`sync_config`]: registry-to-registry sync for sites with a link
 //! - [`source`]: local image sources
 
 pub mod create;
@@ -14,3 +15,5 @@ pub mod keygen;
 pub mod resolve;
 pub mod source;
 pub mod spec;
+pub mod sync;
+pub mod sync_config;

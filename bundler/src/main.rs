@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 
 #[path = "cli/ui.rs"]
 mod ui;
+#[path = "cli/sync.rs"]
+mod sync_cmd;
 
 /// ATP Offline bundler: pull images, manifests and files into one signed bundle (connected side).
 #[derive(Parser)]
@@ -58,6 +60,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Copy images from a source registry straight into the site registry, mapped as install maps them.
+    Sync(sync_cmd::SyncArgs),
 }
 
 fn main() {
@@ -136,6 +140,7 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
+        Command::Sync(args) => sync_cmd::run(args, cli.quiet)?,
         Command::Inspect { bundle, json } => {
             let report = atp_bundler::inspect::inspect(&bundle)?;
             if json {

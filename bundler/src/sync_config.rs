@@ -1,0 +1,476 @@
+//! The `atp-bundler sync --config FILE` YAML file, and how it merges with the
+//! command-line flags into one [`SyncOptions`] (flags win).
+//!
+//! Parsing is strict: unknown keys are refused so a typo never silently
+//! drops a setting. Relative paths are resolved against the config file's
+//! folder. Passwords are never written in the file: it names where they come
+//! from (environment variables or a file), and they are read here, once, into
+//! [`Credentials`], whose `Debug` redacts them. Nothing here touches the
+//! network.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use atp_registry::mapping::Layout;
+use atp_registry::{Credentials, RegistryConfig};
+use serde::Deserialize;
+
+use crate::sync::SyncOptions;
+
+/// Default number of blob transfers in flight.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// The config file as written.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SyncConfig {
+    pub api_version: Option<String>,
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub source: SourceSection,
+    #[serde(default)]
+    pub target: TargetSection,
+    /// A bundle spec whose images (and overlay images) are synced.
+    pub spec: Option<PathBuf>,
+    /// Image references to sync.
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// Keep only these platforms of multi-platform images.
+    #[serde(default)]
+    pub platforms: Vec<String>,
+    pub concurrency: Option<usize>,
+    pub metrics_file: Option<PathBuf>,
+    /// Per-registry transport and credentials, keyed by `host[:port]`.
+    #[serde(default)]
+    pub registries: BTreeMap<String, RegistrySection>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SourceSection {
+    /// The registry that serves unqualified and `docker.io` names.
+    pub registry: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TargetSection {
+    pub registry: Option<String>,
+    pub repo_prefix: Option<String>,
+    /// `nested` (default) or `flat`.
+    pub layout: Option<String>,
+    /// Explicit mapping `{"source/repo": "target/repo"}`; wins over `layout`.
+    pub mapping: Option<BTreeMap<String, String>>,
+    /// The same, from a JSON or YAML file.
+    pub mapping_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegistrySection {
+    #[serde(default)]
+    pub plain_http: bool,
+    /// PEM CA bundle to trust for this registry.
+    pub ca: Option<PathBuf>,
+    pub credentials: Option<CredentialsRef>,
+}
+
+/// Where a registry's username and password come from. Never the password
+/// itself.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CredentialsRef {
+    pub username: Option<String>,
+    pub username_env: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+/// What the command line says; every `Some`/non-empty value wins over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub spec: Option<PathBuf>,
+    pub images: Vec<String>,
+    pub source_registry: Option<String>,
+    pub target_registry: Option<String>,
+    /// Added to the file's `plainHttp: true` registries.
+    pub plain_http: Vec<String>,
+    pub target_ca: Option<PathBuf>,
+    pub target_credentials: Option<Credentials>,
+    pub repo_prefix: Option<String>,
+    pub layout: Option<Layout>,
+    pub mapping_file: Option<PathBuf>,
+    pub platforms: Vec<String>,
+    pub concurrency: Option<usize>,
+    pub metrics_file: Option<PathBuf>,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("sync config {path} is not valid: {source}\nhint: docs/sync.md lists every key")]
+    Parse {
+        path: PathBuf,
+        source: serde_yaml_ng::Error,
+    },
+    #[error("{field}: {problem}\nhint: {hint}")]
+    Invalid {
+        field: String,
+        problem: String,
+        hint: String,
+    },
+}
+
+impl SyncConfig {
+    /// Read and parse a config file; relative paths become relative to its folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut c: SyncConfig =
+            serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        c.spec.as_mut().map(abs);
+        c.metrics_file.as_mut().map(abs);
+        c.target.mapping_file.as_mut().map(abs);
+        for r in c.registries.values_mut() {
+            r.ca.as_mut().map(abs);
+            if let Some(cr) = &mut r.credentials {
+                cr.password_file.as_mut().map(abs);
+            }
+        }
+        if let Some(k) = &c.kind {
+            if k != "SyncConfig" {
+                return Err(invalid(
+                    "kind",
+                    format!("is {k:?}"),
+                    "a sync config has kind: SyncConfig (or no kind)",
+                ));
+            }
+        }
+        Ok(c)
+    }
+}
+
+fn invalid(field: &str, problem: String, hint: &str) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        problem,
+        hint: hint.into(),
+    }
+}
+
+/// Parse `nested` / `flat`.
+pub fn parse_layout(s: &str) -> Result<Layout, ConfigError> {
+    match s {
+        "nested" => Ok(Layout::Nested),
+        "flat" => Ok(Layout::Flat),
+        other => Err(invalid(
+            "target.layout",
+            format!("{other:?} is not a layout"),
+            "use nested or flat, or an explicit target.mapping",
+        )),
+    }
+}
+
+/// Read an explicit mapping file (JSON or YAML map).
+pub fn load_mapping_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Resolve a credentials reference into credentials, reading the named
+/// environment variables or file. Errors name the variable or file, never
+/// the value.
+pub fn read_credentials(host: &str, r: &CredentialsRef) -> Result<Credentials, ConfigError> {
+    let field = format!("registries.{host}.credentials");
+    let env = |name: &str| {
+        std::env::var(name).map_err(|_| {
+            invalid(
+                &field,
+                format!("environment variable {name} is not set"),
+                "export it before running sync, or use passwordFile",
+            )
+        })
+    };
+    let username = match (&r.username, &r.username_env) {
+        (Some(u), None) => u.clone(),
+        (None, Some(v)) => env(v)?,
+        _ => {
+            return Err(invalid(
+                &field,
+                "needs exactly one of username and usernameEnv".into(),
+                "e.g. usernameEnv: ATP_SYNC_USER",
+            ))
+        }
+    };
+    let password = match (&r.password_env, &r.password_file) {
+        (Some(v), None) => env(v)?,
+        (None, Some(p)) => std::fs::read_to_string(p)
+            .map_err(|source| ConfigError::Read {
+                path: p.clone(),
+                source,
+            })?
+            .trim_end_matches(['\n', '\r'])
+            .to_string(),
+        _ => {
+            return Err(invalid(
+                &field,
+                "needs exactly one of passwordEnv and passwordFile".into(),
+                "passwords are never written in the config itself",
+            ))
+        }
+    };
+    Ok(Credentials::new(username, password))
+}
+
+/// Merge the file (if any) and the flags into the options `sync` runs with.
+pub fn resolve_options(
+    file: Option<&SyncConfig>,
+    o: Overrides,
+) -> Result<SyncOptions, ConfigError> {
+    let empty = SyncConfig::default();
+    let c = file.unwrap_or(&empty);
+    let target_registry = o
+        .target_registry
+        .or_else(|| c.target.registry.clone())
+        .ok_or_else(|| {
+            invalid(
+                "target.registry",
+                "no target registry".into(),
+                "pass --target-registry HOST[:PORT] or set target.registry in the config",
+            )
+        })?;
+    let mut registries: HashMap<String, RegistryConfig> = HashMap::new();
+    for (host, r) in &c.registries {
+        registries.insert(
+            host.clone(),
+            RegistryConfig {
+                plain_http: r.plain_http,
+                ca_file: r.ca.clone(),
+                credentials: r
+                    .credentials
+                    .as_ref()
+                    .map(|cr| read_credentials(host, cr))
+                    .transpose()?,
+                ..Default::default()
+            },
+        );
+    }
+    for host in &o.plain_http {
+        registries.entry(host.clone()).or_default().plain_http = true;
+    }
+    if let Some(ca) = o.target_ca {
+        registries
+            .entry(target_registry.clone())
+            .or_default()
+            .ca_file = Some(ca);
+    }
+    if let Some(cr) = o.target_credentials {
+        registries
+            .entry(target_registry.clone())
+            .or_default()
+            .credentials = Some(cr);
+    }
+    let layout = match (o.mapping_file, o.layout) {
+        (Some(p), _) => Layout::Explicit(load_mapping_file(&p)?),
+        (None, Some(l)) => l,
+        (None, None) => match (&c.target.mapping, &c.target.mapping_file, &c.target.layout) {
+            (Some(_), Some(_), _) => {
+                return Err(invalid(
+                    "target.mapping",
+                    "both mapping and mappingFile are set".into(),
+                    "keep one of them",
+                ))
+            }
+            (Some(m), None, _) => Layout::Explicit(m.clone()),
+            (None, Some(p), _) => Layout::Explicit(load_mapping_file(p)?),
+            (None, None, Some(l)) => parse_layout(l)?,
+            (None, None, None) => Layout::Nested,
+        },
+    };
+    let (spec, images) = if o.spec.is_some() || !o.images.is_empty() {
+        (o.spec, o.images)
+    } else {
+        (c.spec.clone(), c.images.clone())
+    };
+    let concurrency = o
+        .concurrency
+        .or(c.concurrency)
+        .unwrap_or(DEFAULT_CONCURRENCY);
+    if concurrency == 0 {
+        return Err(invalid(
+            "concurrency",
+            "is 0".into(),
+            "use 1 or more transfers in flight",
+        ));
+    }
+    Ok(SyncOptions {
+        spec,
+        images,
+        source_registry: o.source_registry.or_else(|| c.source.registry.clone()),
+        target_registry,
+        registries,
+        repo_prefix: o.repo_prefix.or_else(|| c.target.repo_prefix.clone()),
+        layout,
+        platforms: if o.platforms.is_empty() {
+            c.platforms.clone()
+        } else {
+            o.platforms
+        },
+        concurrency,
+        dry_run: o.dry_run,
+        metrics_file: o.metrics_file.or_else(|| c.metrics_file.clone()),
+        retry: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn the_shipped_example_parses_and_every_key_is_known() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/sync-config.yaml");
+        let c = SyncConfig::load(&p).unwrap();
+        assert_eq!(c.source.registry.as_deref(), Some("docker.io"));
+        assert_eq!(
+            c.target.registry.as_deref(),
+            Some("registry.internal.company.com")
+        );
+        assert_eq!(c.concurrency, Some(3));
+        assert!(c.spec.as_ref().unwrap().is_absolute());
+        assert!(!c.registries.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_and_relative_paths_follow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "c.yaml",
+            "target: {registry: r, repoPrefx: x}\n",
+        );
+        let err = SyncConfig::load(&p).unwrap_err().to_string();
+        assert!(err.contains("repoPrefx"), "{err}");
+        let p = write(
+            dir.path(),
+            "c.yaml",
+            "spec: sub/bundle.yaml\nregistries:\n  r:5000: {ca: ca.pem}\n",
+        );
+        let c = SyncConfig::load(&p).unwrap();
+        assert_eq!(c.spec.unwrap(), dir.path().join("sub/bundle.yaml"));
+        assert_eq!(
+            c.registries["r:5000"].ca.as_deref(),
+            Some(dir.path().join("ca.pem").as_path())
+        );
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let c: SyncConfig = serde_yaml_ng::from_str(
+            "source: {registry: mirror:5000}\ntarget: {registry: t:1, repoPrefix: p, layout: flat}\nimages: [a/b:1]\nconcurrency: 3\nregistries:\n  t:1: {plainHttp: true}\n",
+        )
+        .unwrap();
+        let o = resolve_options(Some(&c), Overrides::default()).unwrap();
+        assert_eq!(
+            (
+                o.source_registry.as_deref(),
+                o.target_registry.as_str(),
+                o.repo_prefix.as_deref(),
+                o.concurrency
+            ),
+            (Some("mirror:5000"), "t:1", Some("p"), 3)
+        );
+        assert_eq!(o.layout, Layout::Flat);
+        assert_eq!(o.images, ["a/b:1"]);
+        assert!(o.registries["t:1"].plain_http);
+        let o = resolve_options(
+            Some(&c),
+            Overrides {
+                target_registry: Some("t:2".into()),
+                images: vec!["c/d:2".into()],
+                concurrency: Some(7),
+                layout: Some(Layout::Nested),
+                plain_http: vec!["t:2".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (o.target_registry.as_str(), o.concurrency, &o.layout),
+            ("t:2", 7, &Layout::Nested)
+        );
+        assert_eq!(o.images, ["c/d:2"]);
+        assert!(o.registries["t:2"].plain_http);
+    }
+
+    #[test]
+    fn credentials_come_from_the_environment_or_a_file_and_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = write(dir.path(), "pw", "s3cret-value\n");
+        let c = read_credentials(
+            "r",
+            &CredentialsRef {
+                username: Some("bot".into()),
+                password_file: Some(pw),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c, Credentials::new("bot", "s3cret-value"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let err = read_credentials(
+            "r",
+            &CredentialsRef {
+                username: Some("bot".into()),
+                password_env: Some("ATP_SYNC_TEST_SURELY_UNSET".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ATP_SYNC_TEST_SURELY_UNSET is not set"),
+            "{err}"
+        );
+        let err = read_credentials("r", &CredentialsRef::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("username"), "{err}");
+    }
+
+    #[test]
+    fn a_target_registry_is_required() {
+        let err = resolve_options(None, Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--target-registry"), "{err}");
+    }
+}
