@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::format::manifest::Manifest;
 use crate::format::ustar::{self, padded, BLOCK};
@@ -18,6 +19,7 @@ use crate::format::{
     media, BundleConfig, BundleInfo, FormatError, ImageIndex, ManifestKind, BLOB_PREFIX,
     INDEX_PATH, MAX_CONFIG_SIZE, MAX_INDEX_SIZE, MAX_MANIFEST_SIZE, SIGNATURE_PATH,
 };
+use crate::media::ReadAt;
 use crate::verify::BlobLocation;
 use crate::Digest;
 
@@ -49,9 +51,8 @@ pub struct EntryInfo {
 }
 
 /// An opened bundle: its index, annotations, config and blob locations.
-#[derive(Debug)]
 pub struct Bundle {
-    file: File,
+    source: Arc<dyn ReadAt>,
     path: PathBuf,
     pub entries: Vec<EntryInfo>,
     pub index_bytes: Vec<u8>,
@@ -63,23 +64,34 @@ pub struct Bundle {
     pub blobs: Vec<BlobLocation>,
 }
 
+impl std::fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bundle")
+            .field("path", &self.path)
+            .field("info", &self.info)
+            .field("entries", &self.entries.len())
+            .field("blobs", &self.blobs.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Read one blob's bytes from an open file at a known location.
 pub fn read_blob(file: &File, loc: &BlobLocation) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; loc.size as usize];
-    file.read_exact_at(&mut buf, loc.data_offset)?;
+    FileExt::read_exact_at(file, &mut buf, loc.data_offset)?;
     Ok(buf)
 }
 
 /// A `Read` over one blob's bytes at a known location (pread, no seeking, so
 /// many readers can share one file).
 pub struct BlobReader<'a> {
-    file: &'a File,
+    file: &'a dyn ReadAt,
     pos: u64,
     end: u64,
 }
 
 impl<'a> BlobReader<'a> {
-    pub fn new(file: &'a File, loc: &BlobLocation) -> Self {
+    pub fn new(file: &'a dyn ReadAt, loc: &BlobLocation) -> Self {
         Self {
             file,
             pos: loc.data_offset,
@@ -109,7 +121,23 @@ impl Read for BlobReader<'_> {
 impl Bundle {
     /// Open and index a bundle file (headers only, plus the index, the
     /// manifests and the bundle config).
+    /// `path` may also be a seekable zstd file, volumes or their folder
+    /// (read in place, unverified; see [`crate::media::BundleInput`]).
     pub fn open(path: &Path) -> Result<Self, OpenError> {
+        use crate::media::MediaError;
+        let input = crate::media::BundleInput::open(path, &[], None).map_err(|e| match e {
+            MediaError::Io { path, source } => OpenError::Io { path, source },
+            other => OpenError::NotABundle {
+                path: path.to_path_buf(),
+                reason: other.to_string(),
+            },
+        })?;
+        Self::open_from(path, input.tar())
+    }
+
+    /// Open and index a bundle held by any [`ReadAt`] (a file, volumes, a
+    /// seekable zstd stream; see [`crate::media::BundleInput`]).
+    pub fn open_from(path: &Path, source: Arc<dyn ReadAt>) -> Result<Self, OpenError> {
         let io_err = |source| OpenError::Io {
             path: path.to_path_buf(),
             source,
@@ -118,8 +146,7 @@ impl Bundle {
             path: path.to_path_buf(),
             reason,
         };
-        let file = File::open(path).map_err(io_err)?;
-        let len = file.metadata().map_err(io_err)?.len();
+        let len = source.len();
         let mut entries = Vec::new();
         let mut off = 0u64;
         let mut block = [0u8; 512];
@@ -129,7 +156,7 @@ impl Bundle {
                     "archive ends at byte {len} without end blocks"
                 )));
             }
-            file.read_exact_at(&mut block, off).map_err(io_err)?;
+            source.read_exact_at(&mut block, off).map_err(io_err)?;
             if block.iter().all(|&b| b == 0) {
                 break;
             }
@@ -159,7 +186,8 @@ impl Bundle {
                 return Err(not(format!("{name} is {} bytes, over the limit", e.size)));
             }
             let mut buf = vec![0u8; e.size as usize];
-            file.read_exact_at(&mut buf, e.header_offset + BLOCK)
+            source
+                .read_exact_at(&mut buf, e.header_offset + BLOCK)
                 .map_err(io_err)?;
             Ok(buf)
         };
@@ -204,7 +232,8 @@ impl Bundle {
                 continue;
             }
             let mut bytes = vec![0u8; e.size as usize];
-            file.read_exact_at(&mut bytes, e.header_offset + BLOCK)
+            source
+                .read_exact_at(&mut bytes, e.header_offset + BLOCK)
                 .map_err(io_err)?;
             if mt == media::BUNDLE_CONFIG {
                 config = serde_json::from_slice(&bytes).ok();
@@ -244,7 +273,7 @@ impl Bundle {
             })
             .collect();
         Ok(Self {
-            file,
+            source,
             path: path.to_path_buf(),
             entries,
             index_bytes,
@@ -260,8 +289,9 @@ impl Bundle {
         &self.path
     }
 
-    pub fn file(&self) -> &File {
-        &self.file
+    /// The bytes of the tar, by position.
+    pub fn source(&self) -> &Arc<dyn ReadAt> {
+        &self.source
     }
 
     /// Location of a blob by digest.
@@ -271,14 +301,18 @@ impl Bundle {
 
     /// Read a blob's bytes (unverified; compare with its digest before use).
     pub fn read_blob(&self, loc: &BlobLocation) -> Result<Vec<u8>, OpenError> {
-        read_blob(&self.file, loc).map_err(|source| OpenError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        let mut buf = vec![0u8; loc.size as usize];
+        self.source
+            .read_exact_at(&mut buf, loc.data_offset)
+            .map_err(|source| OpenError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(buf)
     }
 
     /// A reader over a blob's bytes.
     pub fn blob_reader(&self, loc: &BlobLocation) -> BlobReader<'_> {
-        BlobReader::new(&self.file, loc)
+        BlobReader::new(self.source.as_ref(), loc)
     }
 }

@@ -51,7 +51,22 @@ pub struct InspectManifests {
 
 /// Read what a bundle holds.
 pub fn inspect(path: &Path) -> Result<Inspection, atp_bundle::open::OpenError> {
-    let b = Bundle::open(path)?;
+    inspect_media(path, &[])
+}
+
+/// Read what a bundle holds wherever it lives: a tar, a seekable zstd file,
+/// or volumes (beside `path` or in `volumes_from`), read in place.
+pub fn inspect_media(
+    path: &Path,
+    volumes_from: &[std::path::PathBuf],
+) -> Result<Inspection, atp_bundle::open::OpenError> {
+    let input = atp_bundle::media::BundleInput::open(path, volumes_from, None).map_err(|e| {
+        atp_bundle::open::OpenError::NotABundle {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
+    })?;
+    let b = Bundle::open_from(path, input.tar())?;
     let fmt = atp_bundle::format::info::format_time;
     let config = b.config.as_ref();
     Ok(Inspection {
@@ -64,7 +79,7 @@ pub fn inspect(path: &Path) -> Result<Inspection, atp_bundle::open::OpenError> {
         key_fingerprint: b.info.key_fingerprint.clone(),
         delta: b.info.delta,
         index_digest: atp_bundle::Digest::of(&b.index_bytes).to_string(),
-        size: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        size: b.source().len(),
         blobs: b.blobs.len(),
         images: config
             .map(|c| {

@@ -12,6 +12,7 @@ pub mod create;
 pub mod files;
 pub mod inspect;
 pub mod keygen;
+pub mod media;
 pub mod resolve;
 pub mod source;
 pub mod spec;

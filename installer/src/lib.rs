@@ -2,6 +2,8 @@
 //! library function, so the CLI in `main.rs` stays a thin wrapper.
 //!
 //! - [`verify`]: check every byte of a bundle against the trusted key
+//! - [`verify_media`]: split volumes against their signed `volumes.json`
+//! - [`media_source`]: push sources over volumes and seekable zstd
 //! - [`install`]: verify → push → render → air-gap gate → apply → record
 //! - [`push`]: bundled images into the site registry, digests preserved
 //! - [`render`]: the shipped overlay rewritten for the site
@@ -12,8 +14,10 @@
 pub mod apply;
 pub mod gate;
 pub mod install;
+pub mod media_source;
 pub mod metrics;
 pub mod push;
 pub mod render;
 pub mod state;
 pub mod verify;
+pub mod verify_media;

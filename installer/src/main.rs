@@ -28,10 +28,27 @@ struct Cli {
 enum Command {
     /// Check every byte of a bundle against the trusted public key. Contacts nothing.
     Verify {
+        /// FILE.tar, FILE.tar.zst, FILE.tar.001, FILE.tar.volumes.json or their folder.
         #[arg(value_name = "FILE.tar")]
         bundle: PathBuf,
         #[arg(long, value_name = "PREFIX.pub")]
         key: PathBuf,
+        /// Another folder to look for volumes in (repeatable).
+        #[arg(long = "volumes-from", value_name = "DIR")]
+        volumes_from: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check split volumes against their signed volumes.json: good, missing, truncated, foreign or corrupt. Writes nothing.
+    VerifyMedia {
+        /// The folder with the volumes (or FILE.tar.volumes.json, or a volume).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long, value_name = "PREFIX.pub")]
+        key: PathBuf,
+        /// Another folder to look for volumes in (repeatable).
+        #[arg(long = "volumes-from", value_name = "DIR")]
+        volumes_from: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -123,10 +140,16 @@ fn main() {
 
 fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Verify { bundle, key, json } => {
+        Command::Verify {
+            bundle,
+            key,
+            volumes_from,
+            json,
+        } => {
             let progress = Arc::new(ui::Ui::new(cli.quiet || json));
-            let report = atp_installer::verify::verify(
+            let (report, _) = atp_installer::verify::verify_input(
                 &bundle,
+                &volumes_from,
                 &key,
                 time::OffsetDateTime::now_utc(),
                 progress,
@@ -138,6 +161,22 @@ fn run(cli: Cli) -> Result<i32> {
                 print!("{}", summary.to_text());
             }
             Ok(if summary.ok { 0 } else { 1 })
+        }
+        Command::VerifyMedia {
+            dir,
+            key,
+            volumes_from,
+            json,
+        } => {
+            let progress = ui::Ui::new(cli.quiet || json);
+            let report =
+                atp_installer::verify_media::verify_media(&dir, &volumes_from, &key, &progress)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", atp_installer::verify_media::to_text(&report));
+            }
+            Ok(if report.ok { 0 } else { 1 })
         }
         Command::Install(a) => {
             let json = a.json;

@@ -1,6 +1,7 @@
 //! Push verified images from the bundle file to the site registry: blobs
 //! first (skip what the registry has, mount what another repository of this
-//! run already got, upload the rest straight from the tar at its offset),
+//! run already got, upload the rest straight from the tar at its offset, or
+//! from the volumes or zstd stream through [`crate::media_source`]),
 //! manifests last as the exact bundled bytes, children before parents, then
 //! the tag. Every digest is preserved.
 //!
@@ -8,7 +9,6 @@
 //! after every blob verified): it trusts the locations it is given.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,7 +17,7 @@ use atp_bundle::format::{Descriptor, ManifestKind};
 use atp_bundle::progress::Progress;
 use atp_bundle::verify::BlobLocation;
 use atp_bundle::Digest;
-use atp_registry::{Client, FileSource, PushOutcome, Repository};
+use atp_registry::{Client, PushOutcome, Repository};
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
@@ -114,7 +114,7 @@ pub fn plan_image(
 pub async fn push_all(
     client: &Client,
     images: &[ImagePush],
-    bundle: &Path,
+    bundle: &dyn crate::media_source::BlobSources,
     locations: &HashMap<Digest, BlobLocation>,
     concurrency: usize,
     progress: Arc<dyn Progress>,
@@ -132,25 +132,19 @@ pub async fn push_all(
     }
     let total: u64 = needs.values().map(|(s, r)| s * r.len() as u64).sum();
     progress.phase("push", total, needs.len() as u64);
-    let path: PathBuf = bundle.to_path_buf();
     let results: Vec<Vec<(PushOutcome, u64)>> = futures_util::stream::iter(needs)
         .map(|(digest, (size, repos))| {
-            let path = path.clone();
             let progress = progress.clone();
-            let loc = locations.get(&digest).cloned();
+            let source = locations.get(&digest).map(|loc| bundle.blob_source(loc));
             async move {
-                let loc = loc.ok_or_else(|| {
+                let source = source.ok_or_else(|| {
                     PushError::Bundle(format!("blob {digest} is not in the verified bundle"))
                 })?;
-                let source = FileSource {
-                    path,
-                    start: loc.data_offset,
-                };
                 let mut out = Vec::new();
                 for (i, repo) in repos.iter().enumerate() {
                     let mount_from = if i == 0 { &[][..] } else { &repos[..1] };
                     let outcome = client
-                        .push_blob(repo, &digest, size, &source, mount_from)
+                        .push_blob(repo, &digest, size, &*source, mount_from)
                         .await
                         .map_err(|source| PushError::Registry {
                             what: format!("blob {digest}"),

@@ -7,8 +7,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use atp_bundle::media::BundleInput;
 use atp_bundle::progress::Progress;
-use atp_bundle::verify::{Finding, Report};
+use atp_bundle::verify::{Finding, FindingKind, Report};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,8 @@ pub enum VerifyError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Media(#[from] atp_bundle::media::MediaError),
 }
 
 /// The `--json` form of a verification.
@@ -44,6 +47,8 @@ pub struct VerifySummary {
     pub bytes: u64,
     /// Blobs a delta bundle relies on but does not carry.
     pub omitted: Vec<String>,
+    /// Index digests of the bundles a delta relies on.
+    pub delta_bases: Vec<String>,
     pub findings: Vec<Finding>,
 }
 
@@ -54,28 +59,48 @@ pub fn verify(
     now: time::OffsetDateTime,
     progress: Arc<dyn Progress>,
 ) -> Result<Report, VerifyError> {
+    verify_input(bundle, &[], key, now, progress).map(|(report, _)| report)
+}
+
+/// Verify a bundle wherever it lives (a tar, a seekable zstd file, volumes
+/// found beside `bundle` or in `volumes_from`); also returns the opened
+/// input, so an install pushes from the very files that verified. Every
+/// volume is checked against the signed `volumes.json` on the same pass.
+pub fn verify_input(
+    bundle: &Path,
+    volumes_from: &[PathBuf],
+    key: &Path,
+    now: time::OffsetDateTime,
+    progress: Arc<dyn Progress>,
+) -> Result<(Report, BundleInput), VerifyError> {
     let key = atp_bundle::keys::load_public_file(key).map_err(|source| VerifyError::Key {
         path: key.to_path_buf(),
         source,
     })?;
-    let io = |source| VerifyError::Io {
-        path: bundle.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(bundle).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
-    progress.phase("verify", len, 0);
+    let input = BundleInput::open(bundle, volumes_from, Some(&key))?;
+    progress.phase("verify", input.len(), 0);
     let reader = ProgressReader {
-        inner: file,
+        inner: input.sequential(),
         progress: progress.clone(),
     };
-    let report = atp_bundle::verify::verify_reader(
+    let mut report = atp_bundle::verify::verify_reader(
         std::io::BufReader::with_capacity(1 << 20, reader),
         &key,
         now,
     );
     progress.finish_phase();
-    Ok(report)
+    for (name, status) in input.check_volumes() {
+        if !status.is_good() {
+            report.findings.push(Finding {
+                kind: FindingKind::BadVolume,
+                digest: None,
+                path: Some(name.clone()),
+                offset: 0,
+                message: status.describe(&name),
+            });
+        }
+    }
+    Ok((report, input))
 }
 
 /// Summarize a report for output.
@@ -96,6 +121,12 @@ pub fn summarize(bundle: &Path, report: &Report) -> VerifySummary {
         blobs_verified: report.blobs.len(),
         bytes: report.total_bytes,
         omitted: report.omitted.iter().map(ToString::to_string).collect(),
+        delta_bases: report
+            .config
+            .as_ref()
+            .and_then(|c| c.delta.as_ref())
+            .map(|d| d.bases.iter().map(ToString::to_string).collect())
+            .unwrap_or_default(),
         findings: report.findings.clone(),
     }
 }
@@ -119,9 +150,15 @@ impl VerifySummary {
             if !self.omitted.is_empty() {
                 let _ = writeln!(
                     s,
-                    "delta bundle: relies on {} blob(s) the site registry must already hold",
+                    "delta bundle: relies on {} blob(s) the site registry must already hold (install checks them first):",
                     self.omitted.len()
                 );
+                for d in &self.omitted {
+                    let _ = writeln!(s, "  {d}");
+                }
+                for b in &self.delta_bases {
+                    let _ = writeln!(s, "  from base bundle {b}");
+                }
             }
         } else {
             let _ = writeln!(

@@ -84,6 +84,9 @@ pub enum FindingKind {
     Truncated,
     /// The input could not be read.
     Io,
+    /// A volume of a split bundle differs from its signed `volumes.json`
+    /// (spec section 9); `path` names the volume.
+    BadVolume,
 }
 
 /// One problem, located.
