@@ -8,13 +8,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-/// Upper bounds (seconds) of the image sync duration histogram.
-pub const BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+/// The histogram, its buckets and the atomic write are shared with
+/// `atp-bundler sync` ([`atp_bundle::metrics`]).
+pub use atp_bundle::metrics::{write_atomic, Histogram, BUCKETS};
 
 /// The persisted metric values.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -26,28 +26,6 @@ pub struct Metrics {
     /// then sum and count.
     #[serde(default)]
     pub image_sync: BTreeMap<String, Histogram>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Histogram {
-    pub buckets: Vec<u64>,
-    pub sum: f64,
-    pub count: u64,
-}
-
-impl Histogram {
-    pub fn observe(&mut self, seconds: f64) {
-        if self.buckets.len() != BUCKETS.len() {
-            self.buckets = vec![0; BUCKETS.len()];
-        }
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if seconds <= *le {
-                self.buckets[i] += 1;
-            }
-        }
-        self.sum += seconds;
-        self.count += 1;
-    }
 }
 
 impl Metrics {
@@ -105,28 +83,7 @@ impl Metrics {
         ] {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         }
-        let name = "onprem_image_sync_duration_seconds";
-        let _ = writeln!(
-            s,
-            "# HELP {name} Time to sync one image to the target registry.\n# TYPE {name} histogram"
-        );
-        for (image, h) in &self.image_sync {
-            let label = escape_label(image);
-            for (i, le) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    s,
-                    "{name}_bucket{{image=\"{label}\",le=\"{le}\"}} {}",
-                    h.buckets.get(i).copied().unwrap_or(0)
-                );
-            }
-            let _ = writeln!(
-                s,
-                "{name}_bucket{{image=\"{label}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(s, "{name}_sum{{image=\"{label}\"}} {}", h.sum);
-            let _ = writeln!(s, "{name}_count{{image=\"{label}\"}} {}", h.count);
-        }
+        atp_bundle::metrics::render_image_sync(&mut s, &self.image_sync);
         s
     }
 
@@ -134,32 +91,6 @@ impl Metrics {
     pub fn write_textfile(&self, path: &Path) -> std::io::Result<()> {
         write_atomic(path, self.render().as_bytes(), 0o644)
     }
-}
-
-fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// Write `bytes` to `path` through a temp file in the same folder, fsync, and
-/// rename, with the given mode from the start (so a secret is never readable
-/// by others, even briefly).
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".atp-tmp-")
-        .permissions(std::fs::Permissions::from_mode(mode))
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 #[cfg(test)]
