@@ -369,9 +369,12 @@ impl Write for BlobSlot {
                 },
             ));
         }
+        // Name the bundle's file: a full disk is the output's problem, not
+        // the blob source's.
         self.shared
             .file
-            .write_all_at(buf, slot.data_offset + self.hasher.len())?;
+            .write_all_at(buf, slot.data_offset + self.hasher.len())
+            .map_err(|e| io::Error::new(e.kind(), io_err(&self.shared.path)(e)))?;
         self.hasher.update(buf);
         self.written = end;
         Ok(buf.len())

@@ -450,14 +450,28 @@ async fn fill(
                 Ok(sink)
             })
         };
-    let blob_err = |from: &str, e: &dyn std::fmt::Display| CreateError::Blob {
-        digest: digest.clone(),
-        from: from.to_string(),
-        message: e.to_string(),
+    let blob_err = |from: &str, e: std::io::Error| {
+        // A failed write into the bundle file (a full disk) is the output's
+        // error, not the source's: report it with the output's path.
+        let output = e
+            .get_ref()
+            .and_then(|i| i.downcast_ref::<atp_bundle::WriteError>());
+        if matches!(output, Some(atp_bundle::WriteError::Io { .. })) {
+            let w = e
+                .into_inner()
+                .expect("checked")
+                .downcast::<atp_bundle::WriteError>();
+            return CreateError::Write(*w.expect("checked"));
+        }
+        CreateError::Blob {
+            digest: digest.clone(),
+            from: from.to_string(),
+            message: e.to_string(),
+        }
     };
     let sink = match source {
         BlobFrom::Memory(bytes) => {
-            sink.write_all(&bytes).map_err(|e| blob_err("memory", &e))?;
+            sink.write_all(&bytes).map_err(|e| blob_err("memory", e))?;
             sink
         }
         BlobFrom::File(path) => {
@@ -468,7 +482,7 @@ async fn fill(
             )
             .await
             .expect("copy task panicked")
-            .map_err(|e| blob_err(&path.display().to_string(), &e))?
+            .map_err(|e| blob_err(&path.display().to_string(), e))?
         }
         BlobFrom::Origin(Origin::Layout(layout)) => {
             let d = digest.clone();
@@ -484,7 +498,7 @@ async fn fill(
             )
             .await
             .expect("copy task panicked")
-            .map_err(|e| blob_err(&dir, &e))?
+            .map_err(|e| blob_err(&dir, e))?
         }
         BlobFrom::Origin(Origin::Archive(archive)) => {
             let d = digest.clone();
@@ -499,7 +513,7 @@ async fn fill(
             )
             .await
             .expect("copy task panicked")
-            .map_err(|e| blob_err("docker archive", &e))?
+            .map_err(|e| blob_err("docker archive", e))?
         }
         BlobFrom::Origin(Origin::Registry(client, repo)) => {
             client.fetch_blob_to(&repo, digest, size, &mut sink).await?;
