@@ -1,12 +1,14 @@
 //! Fault-injecting HTTP/1.1 proxy in front of a plain-HTTP registry: resets,
-//! 5xx, 416, 429 with `Retry-After` (seconds or HTTP-date), by method and path.
+//! 5xx, 416, 429 with `Retry-After` (seconds or HTTP-date), a bandwidth limit
+//! on request bodies, and rewritten response headers, by method and path.
 //!
 //! It forwards bytes untouched, `Host` included, so the registry builds
 //! `Location` headers that point back at the proxy and the client keeps
-//! talking to it. It rewrites nothing; a fault either answers instead of the
-//! registry (after draining the request body, so the connection stays usable)
-//! or cuts both connections with a TCP reset. Binds 127.0.0.1 only; runs on its
-//! own thread and runtime, and stops when dropped.
+//! talking to it. Only a header-rewriting fault changes what passes through;
+//! other faults either answer instead of the registry (after draining the
+//! request body, so the connection stays usable), slow the body down, or cut
+//! both connections with a TCP reset. Binds 127.0.0.1 only; runs on its own
+//! thread and runtime, and stops when dropped.
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::{Arc, Mutex};
@@ -40,6 +42,19 @@ pub enum Fault {
     Status {
         status: u16,
         retry_after: Option<RetryAfter>,
+    },
+    /// Forward the request body at no more than `bytes_per_sec` (a slow
+    /// link); everything else passes untouched.
+    Throttle { bytes_per_sec: u64 },
+    /// Forward, then set response header `name` to `value` (replacing it, or
+    /// adding it when the registry sent none): a lying registry.
+    SetResponseHeader { name: String, value: String },
+    /// Forward, then replace `from` by `to` inside response header `name`
+    /// (e.g. point an upload `Location` at another host).
+    RewriteResponseHeader {
+        name: String,
+        from: String,
+        to: String,
     },
 }
 
@@ -103,6 +118,8 @@ pub struct ProxyEvent {
     pub path: String,
     /// `None` when passed through.
     pub fault: Option<Fault>,
+    /// Whether the request carried an `Authorization` header.
+    pub authorization: bool,
 }
 
 #[derive(Default)]
@@ -245,6 +262,29 @@ impl Head {
         self.header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"))
     }
+    /// Apply a header-rewriting fault and rebuild the raw bytes.
+    fn rewrite(&mut self, fault: &Fault) {
+        match fault {
+            Fault::SetResponseHeader { name, value } => {
+                self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+                self.headers.push((name.clone(), value.clone()));
+            }
+            Fault::RewriteResponseHeader { name, from, to } => {
+                for (k, v) in &mut self.headers {
+                    if k.eq_ignore_ascii_case(name) {
+                        *v = v.replace(from.as_str(), to);
+                    }
+                }
+            }
+            _ => return,
+        }
+        let mut raw = format!("{}\r\n", self.start);
+        for (k, v) in &self.headers {
+            raw.push_str(&format!("{k}: {v}\r\n"));
+        }
+        raw.push_str("\r\n");
+        self.raw = raw.into_bytes();
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -295,6 +335,7 @@ async fn copy_body<R, W>(
     mut w: Option<&mut W>,
     framing: Framing,
     limit: Option<u64>,
+    rate: Option<u64>,
 ) -> Result<bool>
 where
     R: AsyncRead + Unpin,
@@ -303,7 +344,7 @@ where
     let mut budget = limit.unwrap_or(u64::MAX);
     match framing {
         Framing::None => Ok(true),
-        Framing::Length(n) => copy_exact(r, &mut w, n, &mut budget).await,
+        Framing::Length(n) => copy_exact(r, &mut w, n, &mut budget, rate).await,
         Framing::UntilClose => {
             let mut buf = vec![0u8; 64 << 10];
             loop {
@@ -346,7 +387,7 @@ where
                     }
                 }
             }
-            if !copy_exact(r, &mut w, size + 2, &mut budget).await? {
+            if !copy_exact(r, &mut w, size + 2, &mut budget, rate).await? {
                 return Ok(false);
             }
         },
@@ -371,17 +412,24 @@ async fn copy_exact<R, W>(
     w: &mut Option<&mut W>,
     mut n: u64,
     budget: &mut u64,
+    rate: Option<u64>,
 ) -> Result<bool>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; 64 << 10];
+    // Throttled copies move small slices and sleep for each one's share.
+    let step = if rate.is_some() { 16 << 10 } else { 64 << 10 };
+    let mut buf = vec![0u8; step];
     while n > 0 {
         let want = n.min(buf.len() as u64).min((*budget).max(1)) as usize;
         let got = r.read(&mut buf[..want]).await?;
         if got == 0 {
             bail!("connection closed inside a body");
+        }
+        if let Some(rate) = rate {
+            let secs = got as f64 / rate.max(1) as f64;
+            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
         }
         let complete = write_budgeted(w, &buf[..got], budget).await?;
         n -= got as u64;
@@ -460,6 +508,7 @@ async fn serve(client: TcpStream, upstream: SocketAddr, shared: Arc<Mutex<Shared
                 method: method.clone(),
                 path: path.clone(),
                 fault: fault.clone(),
+                authorization: req.header("authorization").is_some(),
             });
             fault
         };
@@ -469,7 +518,7 @@ async fn serve(client: TcpStream, upstream: SocketAddr, shared: Arc<Mutex<Shared
             retry_after,
         }) = fault
         {
-            copy_body::<_, tokio::net::tcp::OwnedWriteHalf>(&mut cr, None, req_framing, None)
+            copy_body::<_, tokio::net::tcp::OwnedWriteHalf>(&mut cr, None, req_framing, None, None)
                 .await?;
             cw.write_all(&status_response(status, retry_after)).await?;
             cw.flush().await?;
@@ -487,7 +536,11 @@ async fn serve(client: TcpStream, upstream: SocketAddr, shared: Arc<Mutex<Shared
             Some(Fault::ResetRequestAfter(n)) => Some(n),
             _ => None,
         };
-        let whole = copy_body(&mut cr, Some(uw), req_framing, limit).await?;
+        let rate = match fault {
+            Some(Fault::Throttle { bytes_per_sec }) => Some(bytes_per_sec),
+            _ => None,
+        };
+        let whole = copy_body(&mut cr, Some(uw), req_framing, limit, rate).await?;
         uw.flush().await?;
         if limit.is_some() {
             // Give the registry a moment to take the partial body, then cut.
@@ -495,7 +548,7 @@ async fn serve(client: TcpStream, upstream: SocketAddr, shared: Arc<Mutex<Shared
             let _ = whole;
             return abort(cr, cw, up).await;
         }
-        let Some(resp) = read_head(ur).await? else {
+        let Some(mut resp) = read_head(ur).await? else {
             bail!("upstream closed before answering");
         };
         let status: u16 = resp
@@ -511,12 +564,15 @@ async fn serve(client: TcpStream, upstream: SocketAddr, shared: Arc<Mutex<Shared
             Framing::None => Framing::UntilClose,
             f => f,
         };
+        if let Some(f) = &fault {
+            resp.rewrite(f);
+        }
         cw.write_all(&resp.raw).await?;
         let limit = match fault {
             Some(Fault::ResetResponseAfter(n)) => Some(n),
             _ => None,
         };
-        copy_body(ur, Some(&mut cw), framing, limit).await?;
+        copy_body(ur, Some(&mut cw), framing, limit, None).await?;
         cw.flush().await?;
         if limit.is_some() {
             return abort(cr, cw, up).await;
@@ -580,5 +636,31 @@ mod tests {
             .find_map(|l| l.strip_prefix("Retry-After: "))
             .unwrap();
         assert!(date.ends_with(" GMT") && date.len() == 29, "{date}");
+    }
+
+    #[test]
+    fn header_faults_replace_add_and_rewrite() {
+        let mut h = Head {
+            raw: Vec::new(),
+            start: "HTTP/1.1 201 Created".into(),
+            headers: vec![
+                ("Location".into(), "http://127.0.0.1:1/v2/a".into()),
+                ("Docker-Content-Digest".into(), "sha256:aa".into()),
+            ],
+        };
+        h.rewrite(&Fault::SetResponseHeader {
+            name: "Docker-Content-Digest".into(),
+            value: "sha256:bb".into(),
+        });
+        h.rewrite(&Fault::RewriteResponseHeader {
+            name: "location".into(),
+            from: "127.0.0.1:1".into(),
+            to: "127.0.0.1:2".into(),
+        });
+        let raw = String::from_utf8(h.raw.clone()).unwrap();
+        assert_eq!(
+            raw,
+            "HTTP/1.1 201 Created\r\nLocation: http://127.0.0.1:2/v2/a\r\nDocker-Content-Digest: sha256:bb\r\n\r\n"
+        );
     }
 }
