@@ -122,6 +122,12 @@ struct InstallArgs {
     /// Accept a bundle whose sequence is not newer than the installed one.
     #[arg(long)]
     allow_downgrade: bool,
+    /// Retries per registry request after the first attempt (default 5).
+    #[arg(long, value_name = "N")]
+    retries: Option<u32>,
+    /// Start no retry of a request later than this many seconds after its first attempt (default 300).
+    #[arg(long, value_name = "SECS")]
+    retry_max_time: Option<u64>,
     #[arg(long)]
     json: bool,
 }
@@ -260,6 +266,22 @@ fn install_options(a: InstallArgs) -> Result<InstallOptions> {
         state_dir: a.state_dir,
         metrics_file: a.metrics_file,
         allow_downgrade: a.allow_downgrade,
-        retry: None,
+        retry: retry_policy(a.retries, a.retry_max_time),
     })
+}
+
+/// The default retry policy with the limits given on the command line.
+fn retry_policy(retries: Option<u32>, max_time: Option<u64>) -> Option<atp_registry::RetryPolicy> {
+    if retries.is_none() && max_time.is_none() {
+        return None;
+    }
+    let mut p = atp_registry::RetryPolicy::default();
+    if let Some(n) = retries {
+        p.max_retries = n;
+    }
+    if let Some(s) = max_time {
+        p.max_total = std::time::Duration::from_secs(s);
+        p.max_retry_after = p.max_retry_after.min(p.max_total);
+    }
+    Some(p)
 }
