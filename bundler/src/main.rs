@@ -50,13 +50,23 @@ enum Command {
         /// Blob downloads in flight.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Cut the output into volumes FILE.tar.001, ... of at most SIZE (4GiB, 700MB, bytes, or fat32), with a signed FILE.tar.volumes.json.
+        #[arg(long, value_name = "SIZE")]
+        split_size: Option<String>,
+        /// Compress as seekable zstd (adds .zst to the output name), or none.
+        #[arg(long, value_name = "zstd|none")]
+        compress: Option<String>,
         #[arg(long)]
         json: bool,
     },
     /// Show what a bundle holds (without verifying it).
     Inspect {
+        /// FILE.tar, FILE.tar.zst, FILE.tar.001, FILE.tar.volumes.json or their folder.
         #[arg(value_name = "FILE.tar")]
         bundle: PathBuf,
+        /// Another folder to look for volumes in (repeatable).
+        #[arg(long = "volumes-from", value_name = "DIR")]
+        volumes_from: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -104,8 +114,11 @@ fn run(cli: Cli) -> Result<()> {
             plain_http,
             platform,
             concurrency,
+            split_size,
+            compress,
             json,
         } => {
+            let media = atp_bundler::media::options(split_size.as_deref(), compress.as_deref())?;
             let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
                 Ok(v) if !v.is_empty() => Some(
                     v.parse::<i64>()
@@ -125,9 +138,14 @@ fn run(cli: Cli) -> Result<()> {
             };
             let progress = Arc::new(ui::Ui::new(cli.quiet || json));
             let rt = tokio::runtime::Runtime::new()?;
-            let summary = rt.block_on(atp_bundler::create::create(&opts, progress))?;
+            let (summary, volumes) =
+                rt.block_on(atp_bundler::media::create(&opts, media, progress))?;
             if json {
-                print_json(&summary)?;
+                let mut v = serde_json::to_value(&summary)?;
+                if let Some(m) = &volumes {
+                    v["media"] = serde_json::to_value(m)?;
+                }
+                print_json(&v)?;
             } else {
                 println!(
                     "wrote {} ({} bytes, {} blobs, {} images, {} files)\nindex {}",
@@ -138,11 +156,18 @@ fn run(cli: Cli) -> Result<()> {
                     summary.files,
                     summary.index_digest
                 );
+                for v in volumes.iter().flat_map(|m| &m.volumes) {
+                    println!("volume {}", v.display());
+                }
             }
         }
         Command::Sync(args) => sync_cmd::run(args, cli.quiet)?,
-        Command::Inspect { bundle, json } => {
-            let report = atp_bundler::inspect::inspect(&bundle)?;
+        Command::Inspect {
+            bundle,
+            volumes_from,
+            json,
+        } => {
+            let report = atp_bundler::inspect::inspect_media(&bundle, &volumes_from)?;
             if json {
                 print_json(&report)?;
             } else {

@@ -28,6 +28,8 @@ use crate::state::{SequenceCheck, StateDir};
 #[derive(Debug, Clone)]
 pub struct InstallOptions {
     pub bundle: PathBuf,
+    /// More folders to look for volumes in (`--volumes-from`).
+    pub volumes_from: Vec<PathBuf>,
     pub key: PathBuf,
     /// Target registry, `host[:port]`.
     pub registry: String,
@@ -187,9 +189,11 @@ async fn run(
 
     // 1. Verify everything before any request leaves this machine.
     let (bundle, key) = (opts.bundle.clone(), opts.key.clone());
+    let volumes_from = opts.volumes_from.clone();
     let p = progress.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        crate::verify::verify(&bundle, &key, time::OffsetDateTime::now_utc(), p)
+    let (report, input) = tokio::task::spawn_blocking(move || {
+        let now = time::OffsetDateTime::now_utc();
+        crate::verify::verify_input(&bundle, &volumes_from, &key, now, p)
     })
     .await
     .expect("verify task panicked")?;
@@ -232,15 +236,15 @@ async fn run(
         .iter()
         .map(|b| (b.digest.clone(), b.clone()))
         .collect();
-    let file = std::fs::File::open(&opts.bundle).map_err(|source| InstallError::Io {
-        path: opts.bundle.clone(),
-        source,
-    })?;
+    let tar = input.tar();
     let read = |d: &Digest| -> Result<Vec<u8>, String> {
         let loc = locations
             .get(d)
             .ok_or_else(|| format!("blob {d} is not in the bundle"))?;
-        atp_bundle::open::read_blob(&file, loc).map_err(|e| format!("reading {d}: {e}"))
+        let mut buf = vec![0u8; loc.size as usize];
+        tar.read_exact_at(&mut buf, loc.data_offset)
+            .map_err(|e| format!("reading {d}: {e}"))?;
+        Ok(buf)
     };
     let images: Vec<_> = report.images().cloned().collect();
     let sources: Vec<SourceRef> = images
@@ -299,7 +303,7 @@ async fn run(
     let (stats, seconds): (PushStats, Vec<f64>) = push::push_all(
         &client,
         &plans,
-        &opts.bundle,
+        &input,
         &locations,
         opts.concurrency,
         progress.clone(),

@@ -66,8 +66,12 @@ enum LayoutArg {
 
 #[derive(Args)]
 struct InstallArgs {
+    /// FILE.tar, FILE.tar.zst, FILE.tar.001, FILE.tar.volumes.json or their folder.
     #[arg(value_name = "FILE.tar")]
     bundle: PathBuf,
+    /// Another folder to look for volumes in (repeatable).
+    #[arg(long = "volumes-from", value_name = "DIR")]
+    volumes_from: Vec<PathBuf>,
     #[arg(long, value_name = "PREFIX.pub")]
     key: PathBuf,
     /// The site registry.
@@ -249,6 +253,7 @@ fn install_options(a: InstallArgs) -> Result<InstallOptions> {
     };
     Ok(InstallOptions {
         bundle: a.bundle,
+        volumes_from: a.volumes_from,
         key: a.key,
         registry: a.registry,
         plain_http: a.plain_http,
