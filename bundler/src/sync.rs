@@ -633,6 +633,46 @@ impl BlobSource for RegistryBlob {
     }
 }
 
+/// An upload body that reports the bytes it hands out to progress (a retried
+/// attempt counts again: the bar shows bytes sent).
+struct Counted {
+    inner: Box<dyn BlobSource>,
+    progress: Arc<dyn Progress>,
+}
+
+impl BlobSource for Counted {
+    fn open(&self, offset: u64) -> BoxFuture<'_, io::Result<Box<dyn AsyncRead + Send + Unpin>>> {
+        Box::pin(async move {
+            let r = self.inner.open(offset).await?;
+            Ok(Box::new(CountingReader {
+                inner: r,
+                progress: self.progress.clone(),
+            }) as Box<_>)
+        })
+    }
+}
+
+struct CountingReader {
+    inner: Box<dyn AsyncRead + Send + Unpin>,
+    progress: Arc<dyn Progress>,
+}
+
+impl AsyncRead for CountingReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            self.progress.advance(n as u64);
+        }
+        res
+    }
+}
+
 fn blob_source(origin: &Origin, d: &Digest, size: u64) -> Box<dyn BlobSource> {
     match origin {
         Origin::Registry(client, repo) => Box::new(RegistryBlob {
@@ -665,10 +705,13 @@ async fn execute(
     .map(|(i, (d, size, action, from))| {
         let (repo, origin, progress) = (repo.clone(), origin.clone(), progress.clone());
         async move {
-            let source = blob_source(&origin, &d, size);
+            let source = Counted {
+                inner: blob_source(&origin, &d, size),
+                progress: progress.clone(),
+            };
             let mount_from: Vec<Repository> = from.into_iter().collect();
             let outcome = target
-                .push_blob(&repo, &d, size, source.as_ref(), &mount_from)
+                .push_blob(&repo, &d, size, &source, &mount_from)
                 .await
                 .map_err(|source| SyncError::Registry {
                     what: format!("pushing blob {d}"),
@@ -676,7 +719,6 @@ async fn execute(
                     source,
                 })?;
             if action == BlobAction::Upload {
-                progress.advance(size);
                 progress.item_done(&d.to_string());
             }
             Ok::<_, SyncError>((i, outcome))

@@ -377,3 +377,70 @@ fn nothing_to_sync_and_a_missing_target_are_refused_with_hints() {
     assert!(!o.status.success());
     assert!(text(&o).contains("--target-registry"), "{}", text(&o));
 }
+
+#[test]
+fn a_source_reset_mid_blob_and_a_target_503_are_retried_and_the_sync_completes() {
+    use atp_testkit::proxy::{Fault, Proxy, RetryAfter, Rule};
+    let src = Registry::plain();
+    fixtures::push(&src, &fixtures::ROUTER, "atp/router");
+    let tgt = Registry::plain();
+    let sp = Proxy::start(&src.host()).unwrap();
+    let tp = Proxy::start(&tgt.host()).unwrap();
+    // The router's largest layer: its source body is cut after 1000 bytes.
+    let layer = std::fs::read_dir(fixtures::ROUTER.path().join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .max_by_key(|e| (e.metadata().unwrap().len(), e.file_name()))
+        .unwrap()
+        .file_name()
+        .into_string()
+        .unwrap();
+    sp.add(Rule::new(
+        "GET",
+        &format!("/blobs/sha256:{layer}"),
+        Fault::ResetResponseAfter(1000),
+    ));
+    // And the target refuses the first blob upload once.
+    tp.add(Rule::new(
+        "PUT",
+        "/blobs/uploads/",
+        Fault::Status {
+            status: 503,
+            retry_after: Some(RetryAfter::Seconds(0)),
+        },
+    ));
+    let w = Work::new();
+    let o = sync(
+        &w,
+        &[
+            "--image".into(),
+            "atp/router:1.4.0".into(),
+            "--source-registry".into(),
+            sp.host(),
+            "--target-registry".into(),
+            tp.host(),
+            "--plain-http".into(),
+            sp.host(),
+            "--plain-http".into(),
+            tp.host(),
+            "--concurrency".into(),
+            "1".into(),
+            "--json".into(),
+        ],
+    );
+    assert_ok(&o, "sync through faults");
+    assert_eq!(sp.faults().len(), 1, "{:?}", sp.events());
+    assert_eq!(tp.faults().len(), 1, "{:?}", tp.events());
+    assert_eq!(
+        skopeo_digest(&tgt, "docker.io/atp/router:1.4.0"),
+        fixtures::index_digest(&fixtures::ROUTER)
+    );
+    // The retried layer went up whole: the registry accepted its digest.
+    let v = json(&o);
+    assert!(v["images"][0]["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|b| b["digest"] == format!("sha256:{layer}") && b["action"] == "upload"));
+    assert!(text(&o).contains("retrying"), "{}", text(&o));
+}
