@@ -444,3 +444,42 @@ fn a_source_reset_mid_blob_and_a_target_503_are_retried_and_the_sync_completes()
         .any(|b| b["digest"] == format!("sha256:{layer}") && b["action"] == "upload"));
     assert!(text(&o).contains("retrying"), "{}", text(&o));
 }
+
+#[test]
+fn a_token_auth_source_and_a_tls_target_with_shared_layers_mounted() {
+    let src = Registry::token();
+    seed(&src);
+    let tgt = Registry::tls();
+    let w = Work::new();
+    // Source credentials from DOCKER_CONFIG; the target is anonymous over TLS.
+    let (user, pass) = src.credentials().unwrap();
+    w.docker_login(&src.host(), &user, &pass);
+    let mut args = vec![
+        "--source-registry".to_string(),
+        src.host(),
+        "--plain-http".into(),
+        src.host(),
+        "--target-registry".into(),
+        tgt.host(),
+        "--target-ca".into(),
+        tgt.ca_cert_path().unwrap().display().to_string(),
+        "--json".into(),
+    ];
+    args.extend(image_flags());
+    let o = sync(&w, &args);
+    assert_ok(&o, "sync token -> tls");
+    let v = json(&o);
+    for img in IMAGES {
+        let r = format!("docker.io/atp/{}:{}", img.dir, img.tag);
+        assert_eq!(skopeo_digest(&tgt, &r), fixtures::index_digest(img), "{r}");
+    }
+    // A layer several fixtures share is uploaded once and mounted elsewhere.
+    assert!(v["mounted"].as_u64().unwrap() > 0, "{v:#}");
+    let mounts = tgt
+        .access_log()
+        .iter()
+        .filter(|a| a.method == "POST" && a.path.contains("mount=") && a.status == 201)
+        .count() as u64;
+    assert_eq!(mounts, v["mounted"].as_u64().unwrap());
+    assert!(!src.token_requests().is_empty());
+}
