@@ -47,12 +47,13 @@ pub struct PushStats {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
-    #[error("pushing {what} to {target}: {source}")]
+    // The registry error is part of the message, not a `source()`: shown
+    // through anyhow's `{:#}` it would otherwise be printed twice.
+    #[error("pushing {what} to {target}: {cause}")]
     Registry {
         what: String,
         target: String,
-        #[source]
-        source: atp_registry::Error,
+        cause: atp_registry::Error,
     },
     #[error("bundle: {0}")]
     Bundle(String),
@@ -146,10 +147,10 @@ pub async fn push_all(
                     let outcome = client
                         .push_blob(repo, &digest, size, &*source, mount_from)
                         .await
-                        .map_err(|source| PushError::Registry {
+                        .map_err(|cause| PushError::Registry {
                             what: format!("blob {digest}"),
                             target: repo.to_string(),
-                            source,
+                            cause,
                         })?;
                     progress.advance(size);
                     out.push((outcome, size));
@@ -217,10 +218,10 @@ async fn push_manifest_once(
     d: &Descriptor,
     bytes: &[u8],
 ) -> Result<bool, PushError> {
-    let err = |source| PushError::Registry {
+    let err = |cause| PushError::Registry {
         what: format!("manifest {reference}"),
         target: img.target.to_string(),
-        source,
+        cause,
     };
     if client
         .manifest_exists(&img.target, reference)
