@@ -216,7 +216,8 @@ impl Client {
             if !same_origin {
                 return Err(Error::CrossHost {
                     registry: reg.name.clone(),
-                    host: url.host_str().unwrap_or("?").into(),
+                    // host and port: the other origin may differ only by port.
+                    host: url[url::Position::BeforeHost..url::Position::AfterPort].into(),
                 });
             }
             if challenged {
