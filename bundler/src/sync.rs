@@ -502,9 +502,22 @@ async fn plan(
         .try_collect()
         .await?;
 
-    // Decide in image order, as the real run will move things.
+    decide(&mut plans, &present, existing);
+    Ok(plans)
+}
+
+/// Decide every action from what the target has, in image order, as the
+/// real run will move things: a blob the repository has is skipped; one that
+/// another repository of the target has (or gets earlier in this run) is
+/// mounted from the first such repository; the rest are uploaded. Manifests
+/// and tags already in place (or pushed earlier in this run) are skipped.
+fn decide(
+    plans: &mut [ImagePlan],
+    present: &HashSet<(Repository, Digest)>,
+    existing: HashMap<(Repository, String), Digest>,
+) {
     let mut has: HashMap<Digest, Vec<Repository>> = HashMap::new();
-    for p in &plans {
+    for p in plans.iter() {
         for b in &p.blobs {
             if present.contains(&(p.target.clone(), b.0.clone())) {
                 let e = has.entry(b.0.clone()).or_default();
@@ -514,8 +527,8 @@ async fn plan(
             }
         }
     }
-    let mut placed: HashMap<(Repository, String), Digest> = existing;
-    for p in &mut plans {
+    let mut placed = existing;
+    for p in plans.iter_mut() {
         for b in &mut p.blobs {
             let holders = has.entry(b.0.clone()).or_default();
             if holders.contains(&p.target) {
@@ -549,7 +562,6 @@ async fn plan(
             });
         }
     }
-    Ok(plans)
 }
 
 fn report_of(p: &ImagePlan) -> ImageReport {
@@ -826,6 +838,60 @@ mod tests {
             source: ImageSource::Registry(r.into()),
             name: None,
         }
+    }
+
+    fn image(repo: &str, tag: &str, root: &[u8], blobs: &[&[u8]]) -> ImagePlan {
+        let target: Repository = repo.parse().unwrap();
+        let root = Descriptor::of_bytes("application/vnd.oci.image.manifest.v1+json", root);
+        ImagePlan {
+            reference: format!("docker.io/{repo}:{tag}"),
+            from: "src".into(),
+            tag: Some(tag.into()),
+            origin: Origin::Registry(
+                Client::new(ClientOptions::default()).unwrap(),
+                target.clone(),
+            ),
+            manifests: vec![(root.clone(), Vec::new(), ManifestAction::Push)],
+            root,
+            tag_action: None,
+            blobs: blobs
+                .iter()
+                .map(|b| (Digest::of(b), b.len() as u64, BlobAction::Upload, None))
+                .collect(),
+            target,
+        }
+    }
+
+    #[test]
+    fn decisions_skip_what_is_there_mount_what_this_run_placed_and_upload_the_rest() {
+        let mut plans = vec![
+            image("t:1/a", "1", b"ra", &[b"x", b"y"]),
+            image("t:1/b", "1", b"rb", &[b"y", b"z"]),
+            image("t:1/a", "2", b"ra", &[b"x"]),
+        ];
+        let (ta, tb) = (plans[0].target.clone(), plans[1].target.clone());
+        let present = HashSet::from([(tb.clone(), Digest::of(b"z"))]);
+        let existing = HashMap::from([((ta.clone(), "1".to_string()), Digest::of(b"ra"))]);
+        decide(&mut plans, &present, existing);
+        let blobs = |p: &ImagePlan| -> Vec<(BlobAction, Option<Repository>)> {
+            p.blobs.iter().map(|b| (b.2, b.3.clone())).collect()
+        };
+        use BlobAction::*;
+        use ManifestAction::{Push, Skip as Kept};
+        assert_eq!(blobs(&plans[0]), [(Upload, None), (Upload, None)]);
+        assert_eq!(blobs(&plans[1]), [(Mount, Some(ta.clone())), (Skip, None)]);
+        assert_eq!(blobs(&plans[2]), [(Skip, None)]);
+        // Image a's tag 1 is already in place; its manifest is not.
+        assert_eq!(plans[0].manifests[0].2, Push);
+        assert_eq!(plans[0].tag_action, Some(Kept));
+        assert_eq!(plans[1].tag_action, Some(Push));
+        // The same manifest under a second tag: pushed once, tagged again.
+        assert_eq!(plans[2].manifests[0].2, Kept);
+        assert_eq!(plans[2].tag_action, Some(Push));
+        let r = report_of(&plans[1]);
+        assert_eq!(r.target, "t:1/b:1");
+        assert_eq!(r.bytes, 0);
+        assert_eq!(report_of(&plans[0]).bytes, 2);
     }
 
     #[test]
