@@ -40,6 +40,8 @@ pub struct CreateOptions {
     pub concurrency: usize,
     /// `SOURCE_DATE_EPOCH`: the bundle's creation time, for reproducible output.
     pub source_date_epoch: Option<i64>,
+    /// Make a delta: leave out the layers these bases and inventories hold.
+    pub delta: crate::delta::DeltaSources,
 }
 
 /// What `create` made.
@@ -51,6 +53,9 @@ pub struct CreateSummary {
     pub images: Vec<ImageSummary>,
     pub files: usize,
     pub blobs: usize,
+    /// Layers a delta leaves out, and their bytes.
+    pub omitted: usize,
+    pub omitted_bytes: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -100,6 +105,8 @@ pub enum CreateError {
         from: String,
         message: String,
     },
+    #[error(transparent)]
+    Delta(#[from] crate::delta::DeltaError),
     #[error("invalid SOURCE_DATE_EPOCH {0}")]
     Epoch(i64),
 }
@@ -204,6 +211,7 @@ pub async fn create(
     }
 
     let scanned = crate::files::scan(&spec.files)?;
+    let delta = crate::delta::for_create(&opts.delta, &images, &scanned.sets)?;
 
     let plan = BundlePlan {
         info: BundleInfo {
@@ -229,7 +237,7 @@ pub async fn create(
             .collect(),
         file_sets: scanned.sets.clone(),
         kustomize: kustomize_layer,
-        delta: None,
+        delta: delta.as_ref().map(|(d, _)| d.clone()),
     };
     let assembled = model::assemble(&plan, &signing)?;
 
@@ -255,7 +263,8 @@ pub async fn create(
         from.entry(d.clone())
             .or_insert_with(|| BlobFrom::File(p.clone()));
     }
-    let order = model::blob_order(&assembled.index, &manifests, &HashSet::new())?;
+    let omitted: HashSet<Digest> = plan.delta.iter().flat_map(|d| d.omitted.clone()).collect();
+    let order = model::blob_order(&assembled.index, &manifests, &omitted)?;
 
     let signed = SignedIndex {
         index_json: assembled.index_json.clone(),
@@ -308,6 +317,8 @@ pub async fn create(
             .collect(),
         files: scanned.sets.iter().map(|s| s.files.len()).sum(),
         blobs: order.len(),
+        omitted: omitted.len(),
+        omitted_bytes: delta.map_or(0, |(_, n)| n),
     })
 }
 

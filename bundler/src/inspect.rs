@@ -18,12 +18,26 @@ pub struct Inspection {
     pub expires: Option<String>,
     pub key_fingerprint: String,
     pub delta: bool,
+    /// A delta: what it leaves out and the full bundle it stands for.
+    pub delta_info: Option<InspectDelta>,
     pub index_digest: String,
     pub size: u64,
     pub blobs: usize,
     pub images: Vec<InspectImage>,
     pub files: Vec<InspectFile>,
     pub manifests: Option<InspectManifests>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InspectDelta {
+    /// Blobs left out (the site registry must hold them).
+    pub omitted: usize,
+    /// Their bytes, from the sizes in the carried manifests.
+    pub omitted_bytes: u64,
+    /// Size of the full bundle this delta stands for.
+    pub full_size: u64,
+    /// Index digests of the bundles it relies on.
+    pub bases: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -69,6 +83,7 @@ pub fn inspect_media(
     let b = Bundle::open_from(path, input.tar())?;
     let fmt = atp_bundle::format::info::format_time;
     let config = b.config.as_ref();
+    let size = b.source().len();
     Ok(Inspection {
         name: b.info.name.clone(),
         version: b.info.version.clone(),
@@ -78,8 +93,20 @@ pub fn inspect_media(
         expires: b.info.expires.map(fmt),
         key_fingerprint: b.info.key_fingerprint.clone(),
         delta: b.info.delta,
+        delta_info: config.and_then(|c| c.delta.as_ref()).map(|d| {
+            let sizes = crate::delta::omitted_sizes(&b);
+            let omitted_bytes = sizes.iter().sum();
+            // Each omitted blob would add a header and its padded data.
+            let entries: u64 = sizes.iter().map(|n| 512 + n.div_ceil(512) * 512).sum();
+            InspectDelta {
+                omitted: d.omitted.len(),
+                omitted_bytes,
+                full_size: size + entries,
+                bases: d.bases.iter().map(ToString::to_string).collect(),
+            }
+        }),
         index_digest: atp_bundle::Digest::of(&b.index_bytes).to_string(),
-        size: b.source().len(),
+        size,
         blobs: b.blobs.len(),
         images: config
             .map(|c| {
@@ -140,6 +167,16 @@ impl Inspection {
             self.blobs,
             if self.delta { " (delta)" } else { "" }
         );
+        if let Some(d) = &self.delta_info {
+            let _ = writeln!(
+                s,
+                "delta     {} bytes stand for a full bundle of about {} bytes: {} blob(s), {} bytes left out for the site registry to supply",
+                self.size, d.full_size, d.omitted, d.omitted_bytes
+            );
+            for b in &d.bases {
+                let _ = writeln!(s, "  base    {b}");
+            }
+        }
         let _ = writeln!(s, "images:");
         for i in &self.images {
             let _ = writeln!(

@@ -2,6 +2,7 @@
 //! library function, so the CLI in `main.rs` stays a thin wrapper.
 //!
 //! - [`create`]: spec → signed bundle
+//! - [`delta`]: what a delta bundle leaves out (`--base`, `--site-inventory`)
 //! - [`resolve`]: images from registries, OCI layouts, docker archives
 //! - [`files`]: scan model files and other file sets
 //! - [`spec`]: the bundle spec file
@@ -9,6 +10,7 @@
 //! - [`source`]: local image sources
 
 pub mod create;
+pub mod delta;
 pub mod files;
 pub mod inspect;
 pub mod keygen;

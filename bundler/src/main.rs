@@ -6,10 +6,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-#[path = "cli/ui.rs"]
-mod ui;
 #[path = "cli/sync.rs"]
 mod sync_cmd;
+#[path = "cli/ui.rs"]
+mod ui;
 
 /// ATP Offline bundler: pull images, manifests and files into one signed bundle (connected side).
 #[derive(Parser)]
@@ -56,6 +56,12 @@ enum Command {
         /// Compress as seekable zstd (adds .zst to the output name), or none.
         #[arg(long, value_name = "zstd|none")]
         compress: Option<String>,
+        /// Make a delta: leave out every layer this earlier bundle carries (repeatable).
+        #[arg(long, value_name = "PREVIOUS.tar")]
+        base: Vec<PathBuf>,
+        /// Make a delta: leave out every layer `atp-installer inventory` found at the site (repeatable).
+        #[arg(long, value_name = "site-inventory.json")]
+        site_inventory: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -116,6 +122,8 @@ fn run(cli: Cli) -> Result<()> {
             concurrency,
             split_size,
             compress,
+            base,
+            site_inventory,
             json,
         } => {
             let media = atp_bundler::media::options(split_size.as_deref(), compress.as_deref())?;
@@ -135,6 +143,10 @@ fn run(cli: Cli) -> Result<()> {
                 platforms: platform,
                 concurrency,
                 source_date_epoch,
+                delta: atp_bundler::delta::DeltaSources {
+                    bases: base,
+                    inventories: site_inventory,
+                },
             };
             let progress = Arc::new(ui::Ui::new(cli.quiet || json));
             let rt = tokio::runtime::Runtime::new()?;
@@ -158,6 +170,12 @@ fn run(cli: Cli) -> Result<()> {
                 );
                 for v in volumes.iter().flat_map(|m| &m.volumes) {
                     println!("volume {}", v.display());
+                }
+                if summary.omitted > 0 {
+                    println!(
+                        "delta: {} layer(s), {} bytes left out (the site has them)",
+                        summary.omitted, summary.omitted_bytes
+                    );
                 }
             }
         }

@@ -18,11 +18,11 @@ use serde::Serialize;
 
 use crate::apply::{self, ApplyOptions};
 use crate::gate::{self, Offence, Presence};
-use atp_registry::mapping::{self, Layout, SourceRef};
 use crate::metrics::{write_atomic, Metrics};
 use crate::push::{self, ImagePush, PushStats};
 use crate::render::{self, PlacedImage};
 use crate::state::{SequenceCheck, StateDir};
+use atp_registry::mapping::{self, Layout, SourceRef};
 
 /// Everything `install` needs.
 #[derive(Debug, Clone)]
@@ -111,6 +111,8 @@ pub enum InstallError {
         missing: Vec<String>,
         bases: String,
     },
+    #[error(transparent)]
+    Inventory(#[from] crate::inventory::InventoryError),
     #[error(transparent)]
     Render(#[from] render::RenderError),
     #[error(transparent)]
@@ -270,31 +272,29 @@ async fn run(
     }
     let client = target_client(opts)?;
 
-    // 3b. A delta bundle: every omitted blob must already be in the registry.
+    // 3b. A delta bundle: every omitted blob must already be in the registry
+    // (or be mountable from a repository the receipts name); HEAD first,
+    // mounts only once every blob has a place.
     if !relied_on.is_empty() {
-        let mut missing = Vec::new();
-        for (repo, d) in &relied_on {
-            if client.blob_exists(repo, d).await?.is_none() {
-                missing.push(format!("  {d} (for {repo})"));
-            }
-        }
+        let bases: Vec<Digest> = report
+            .config
+            .as_ref()
+            .and_then(|c| c.delta.as_ref())
+            .map(|d| d.bases.clone())
+            .unwrap_or_default();
+        let candidates =
+            crate::inventory::receipt_repositories(&opts.state_dir, &opts.registry, &bases)?;
+        let missing =
+            crate::inventory::confirm_omitted(&client, &relied_on, &candidates, true).await?;
         if !missing.is_empty() {
-            let bases = report
-                .config
-                .as_ref()
-                .and_then(|c| c.delta.as_ref())
-                .map(|d| {
-                    d.bases
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
             return Err(InstallError::DeltaBaseMissing {
                 registry: opts.registry.clone(),
                 missing,
-                bases,
+                bases: bases
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
     }

@@ -5,6 +5,7 @@
 //! - [`verify_media`]: split volumes against their signed `volumes.json`
 //! - [`media_source`]: push sources over volumes and seekable zstd
 //! - [`install`]: verify → push → render → air-gap gate → apply → record
+//! - [`inventory`]: what the site registry holds, for delta bundles
 //! - [`push`]: bundled images into the site registry, digests preserved
 //! - [`render`]: the shipped overlay rewritten for the site
 //! - [`gate`]: the air-gap gate over rendered output
@@ -14,6 +15,7 @@
 pub mod apply;
 pub mod gate;
 pub mod install;
+pub mod inventory;
 pub mod media_source;
 pub mod metrics;
 pub mod push;

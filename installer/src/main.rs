@@ -54,6 +54,33 @@ enum Command {
     },
     /// Verify, push every image to the site registry, render the overlay, optionally apply it.
     Install(InstallArgs),
+    /// Write what the site registry holds (per the install receipts, confirmed by HEAD), for delta bundles.
+    Inventory(InventoryArgs),
+}
+
+#[derive(Args)]
+struct InventoryArgs {
+    /// The site registry, as given to install.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    registry: String,
+    #[arg(long)]
+    plain_http: bool,
+    #[arg(long, value_name = "CA.crt")]
+    registry_ca: Option<PathBuf>,
+    #[arg(long, value_name = "U", requires = "password_stdin")]
+    username: Option<String>,
+    /// Read the registry password from standard input.
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+    #[arg(long, value_name = "DIR", default_value = atp_installer::state::DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    /// Where to write the inventory (plain JSON, no secrets) to carry out of the site.
+    #[arg(long, value_name = "site-inventory.json")]
+    output: PathBuf,
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -188,6 +215,49 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(if report.ok { 0 } else { 1 })
         }
+        Command::Inventory(a) => {
+            let password = match (&a.username, a.password_stdin) {
+                (Some(_), true) => Some(read_password()?),
+                _ => None,
+            };
+            let opts = atp_installer::inventory::InventoryOptions {
+                registry: a.registry,
+                plain_http: a.plain_http,
+                registry_ca: a.registry_ca,
+                credentials: a.username.zip(password),
+                state_dir: a.state_dir,
+                concurrency: a.concurrency,
+                retry: None,
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            let inv = rt.block_on(atp_installer::inventory::inventory(&opts))?;
+            atp_installer::inventory::write(&a.output, &inv)
+                .with_context(|| format!("writing {}", a.output.display()))?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&inv)?);
+            } else {
+                let complete = inv.bundles.iter().filter(|b| b.complete).count();
+                println!(
+                    "wrote {}: {} blobs present in {}; {} bundle(s), {} whole",
+                    a.output.display(),
+                    inv.blobs.len(),
+                    inv.registry,
+                    inv.bundles.len(),
+                    complete
+                );
+                if !inv.gone.images.is_empty() || !inv.gone.blobs.is_empty() {
+                    println!(
+                        "gone since installed (left out): {} manifest(s), {} blob(s)",
+                        inv.gone.images.len(),
+                        inv.gone.blobs.len()
+                    );
+                    for i in &inv.gone.images {
+                        println!("  {i}");
+                    }
+                }
+            }
+            Ok(0)
+        }
         Command::Install(a) => {
             let json = a.json;
             let opts = install_options(a)?;
@@ -222,6 +292,19 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// The registry password from standard input (for --password-stdin).
+fn read_password() -> Result<String> {
+    let mut p = String::new();
+    std::io::stdin()
+        .read_to_string(&mut p)
+        .context("reading the password from standard input")?;
+    let p = p.trim_end_matches(['\n', '\r']).to_string();
+    if p.is_empty() {
+        bail!("--password-stdin: standard input was empty\nhint: echo \"$PASSWORD\" | atp-installer ... --password-stdin");
+    }
+    Ok(p)
 }
 
 fn install_options(a: InstallArgs) -> Result<InstallOptions> {

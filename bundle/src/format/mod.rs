@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod info;
+pub mod inventory;
 pub mod json;
 pub mod manifest;
 pub mod ustar;
