@@ -483,3 +483,32 @@ fn a_token_auth_source_and_a_tls_target_with_shared_layers_mounted() {
     assert_eq!(mounts, v["mounted"].as_u64().unwrap());
     assert!(!src.token_requests().is_empty());
 }
+
+#[test]
+fn the_demo_spec_syncs_straight_from_its_oci_layouts() {
+    let tgt = Registry::plain();
+    let w = Work::new();
+    let spec = repo_root().join("manifests/bundle.yaml");
+    let o = sync(
+        &w,
+        &[
+            "--spec".into(),
+            spec.display().to_string(),
+            "--target-registry".into(),
+            tgt.host(),
+            "--plain-http".into(),
+            tgt.host(),
+            "--json".into(),
+        ],
+    );
+    assert_ok(&o, "sync --spec manifests/bundle.yaml");
+    let v = json(&o);
+    assert_eq!(v["images"].as_array().unwrap().len(), 3, "{v:#}");
+    for i in v["images"].as_array().unwrap() {
+        assert!(i["from"].as_str().unwrap().starts_with("oci:"), "{i}");
+    }
+    for img in IMAGES.iter().filter(|i| i.dir != "base") {
+        let r = format!("docker.io/atp/{}:{}", img.dir, img.tag);
+        assert_eq!(skopeo_digest(&tgt, &r), fixtures::index_digest(img), "{r}");
+    }
+}
