@@ -3,6 +3,7 @@
 //!
 //! - [`create`]: spec → signed bundle
 //! - [`delta`]: what a delta bundle leaves out (`--base`, `--site-inventory`)
+//! - [`selfcheck`]: `create --simulate`, the bundle proves itself self-sufficient
 //! - [`resolve`]: images from registries, OCI layouts, docker archives
 //! - [`files`]: scan model files and other file sets
 //! - [`spec`]: the bundle spec file
@@ -16,6 +17,7 @@ pub mod inspect;
 pub mod keygen;
 pub mod media;
 pub mod resolve;
+pub mod selfcheck;
 pub mod source;
 pub mod spec;
 pub mod sync;

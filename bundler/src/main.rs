@@ -62,6 +62,10 @@ enum Command {
         /// Make a delta: leave out every layer `atp-installer inventory` found at the site (repeatable).
         #[arg(long, value_name = "site-inventory.json")]
         site_inventory: Vec<PathBuf>,
+        /// Right after writing, prove the bundle self-sufficient: its overlay renders from its own
+        /// tree, every image it uses is carried, nothing points outside it. Needs a single plain tar.
+        #[arg(long, conflicts_with_all = ["split_size", "compress"])]
+        simulate: bool,
         #[arg(long)]
         json: bool,
     },
@@ -124,6 +128,7 @@ fn run(cli: Cli) -> Result<()> {
             compress,
             base,
             site_inventory,
+            simulate,
             json,
         } => {
             let media = atp_bundler::media::options(split_size.as_deref(), compress.as_deref())?;
@@ -152,10 +157,20 @@ fn run(cli: Cli) -> Result<()> {
             let rt = tokio::runtime::Runtime::new()?;
             let (summary, volumes) =
                 rt.block_on(atp_bundler::media::create(&opts, media, progress))?;
+            let check = match simulate {
+                true => Some(atp_bundler::selfcheck::after_create(
+                    &opts.spec,
+                    &summary.output,
+                )?),
+                false => None,
+            };
             if json {
                 let mut v = serde_json::to_value(&summary)?;
                 if let Some(m) = &volumes {
                     v["media"] = serde_json::to_value(m)?;
+                }
+                if let Some(c) = &check {
+                    v["selfcheck"] = serde_json::to_value(c)?;
                 }
                 print_json(&v)?;
             } else {
@@ -175,6 +190,18 @@ fn run(cli: Cli) -> Result<()> {
                     println!(
                         "delta: {} layer(s), {} bytes left out (the site has them)",
                         summary.omitted, summary.omitted_bytes
+                    );
+                }
+            }
+            if let Some(c) = check {
+                if !json {
+                    print!("{}", c.to_text());
+                }
+                if !c.ok {
+                    anyhow::bail!(
+                        "{} was written but is not self-sufficient:\n{}\nhint: do not ship it; add the missing images to spec.images and vendor remote kustomize bases into the tree",
+                        c.bundle.display(),
+                        c.findings.iter().map(|f| format!("  {f}")).collect::<Vec<_>>().join("\n")
                     );
                 }
             }

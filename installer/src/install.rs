@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use atp_bundle::format::{media, role};
 use atp_bundle::progress::Progress;
-use atp_bundle::verify::{BlobLocation, Report};
+use atp_bundle::verify::{BlobLocation, Report, TopLevel};
 use atp_bundle::Digest;
 use atp_registry::{Client, ClientOptions, Credentials, RegistryConfig, Repository, RetryPolicy};
 use serde::Serialize;
@@ -180,15 +180,35 @@ pub async fn install(
     result
 }
 
-async fn run(
-    opts: &InstallOptions,
-    state: &StateDir,
-    progress: Arc<dyn Progress>,
-    durations: &mut Vec<(String, f64)>,
-) -> Result<InstallSummary, InstallError> {
-    let started = time::OffsetDateTime::now_utc();
-    let fmt = atp_bundle::format::info::format_time;
+/// The plan phase, shared by `install` and `simulate` so both decide the
+/// same way: the fully verified bundle, the rollback verdict, the mapping,
+/// one push plan per image, and the blobs a delta bundle relies on.
+pub struct Prepared {
+    pub report: Report,
+    pub info: atp_bundle::BundleInfo,
+    pub index_digest: Digest,
+    pub sequence: SequenceCheck,
+    pub locations: HashMap<Digest, BlobLocation>,
+    pub images: Vec<TopLevel>,
+    /// One per image, in the order of `images`.
+    pub plans: Vec<ImagePush>,
+    /// Omitted blobs (delta bundle) with the repository that needs them.
+    pub relied_on: Vec<(Repository, Digest)>,
+    /// The bundle as verified (a tar, volumes or zstd), read in place.
+    pub input: Arc<atp_bundle::media::BundleInput>,
+}
 
+/// How the rollback check reads the installed sequence.
+pub type SequenceLookup<'a> = dyn Fn(&atp_bundle::BundleInfo, &Digest) -> Result<SequenceCheck, crate::state::StateError>
+    + Sync
+    + 'a;
+
+/// Verify → refuse rollbacks → map → plan every image. Sends nothing.
+pub async fn prepare(
+    opts: &InstallOptions,
+    sequence: &SequenceLookup<'_>,
+    progress: Arc<dyn Progress>,
+) -> Result<Prepared, InstallError> {
     // 1. Verify everything before any request leaves this machine.
     let (bundle, key) = (opts.bundle.clone(), opts.key.clone());
     let volumes_from = opts.volumes_from.clone();
@@ -215,12 +235,8 @@ async fn run(
         .expect("a verified bundle has an index digest");
 
     // 2. Rollback protection.
-    match state.check_sequence(
-        &info.channel,
-        &info.key_fingerprint,
-        info.sequence,
-        &index_digest.to_string(),
-    )? {
+    let check = sequence(&info, &index_digest)?;
+    match check {
         SequenceCheck::Rollback { installed, offered } if !opts.allow_downgrade => {
             return Err(InstallError::Rollback {
                 channel: info.channel.clone(),
@@ -238,25 +254,27 @@ async fn run(
         .iter()
         .map(|b| (b.digest.clone(), b.clone()))
         .collect();
-    let tar = input.tar();
-    let read = |d: &Digest| -> Result<Vec<u8>, String> {
-        let loc = locations
-            .get(d)
-            .ok_or_else(|| format!("blob {d} is not in the bundle"))?;
-        let mut buf = vec![0u8; loc.size as usize];
-        tar.read_exact_at(&mut buf, loc.data_offset)
-            .map_err(|e| format!("reading {d}: {e}"))?;
-        Ok(buf)
-    };
-    let images: Vec<_> = report.images().cloned().collect();
+    let images: Vec<TopLevel> = report.images().cloned().collect();
     let sources: Vec<SourceRef> = images
         .iter()
         .map(|t| SourceRef::parse(&t.reference))
         .collect::<Result<_, _>>()?;
     let map = mapping::map_repositories(&sources, &opts.layout, opts.repo_prefix.as_deref())?;
     let omitted: HashSet<Digest> = report.omitted.iter().cloned().collect();
-    let mut plans: Vec<ImagePush> = Vec::new();
-    let mut relied_on: Vec<(Repository, Digest)> = Vec::new();
+    let mut prepared = Prepared {
+        report,
+        info,
+        index_digest,
+        sequence: check,
+        locations,
+        images: Vec::new(),
+        plans: Vec::new(),
+        relied_on: Vec::new(),
+        input: Arc::new(input),
+    };
+    let read = |d: &Digest| prepared.read(d);
+    let mut plans = Vec::new();
+    let mut relied_on = Vec::new();
     for (top, src) in images.iter().zip(&sources) {
         let target = Repository::new(&opts.registry, &map[&src.repository()])?;
         let (plan, relies) = push::plan_image(
@@ -270,93 +288,47 @@ async fn run(
         relied_on.extend(relies.into_iter().map(|d| (target.clone(), d)));
         plans.push(plan);
     }
-    let client = target_client(opts)?;
+    prepared.images = images;
+    prepared.plans = plans;
+    prepared.relied_on = relied_on;
+    Ok(prepared)
+}
 
-    // 3b. A delta bundle: every omitted blob must already be in the registry
-    // (or be mountable from a repository the receipts name); HEAD first,
-    // mounts only once every blob has a place.
-    if !relied_on.is_empty() {
-        let bases: Vec<Digest> = report
-            .config
-            .as_ref()
-            .and_then(|c| c.delta.as_ref())
-            .map(|d| d.bases.clone())
-            .unwrap_or_default();
-        let candidates =
-            crate::inventory::receipt_repositories(&opts.state_dir, &opts.registry, &bases)?;
-        let missing =
-            crate::inventory::confirm_omitted(&client, &relied_on, &candidates, true).await?;
-        if !missing.is_empty() {
-            return Err(InstallError::DeltaBaseMissing {
-                registry: opts.registry.clone(),
-                missing,
-                bases: bases
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        }
+impl Prepared {
+    /// The bytes of a verified blob of the bundle.
+    pub fn read(&self, d: &Digest) -> Result<Vec<u8>, String> {
+        let loc = self
+            .locations
+            .get(d)
+            .ok_or_else(|| format!("blob {d} is not in the bundle"))?;
+        let mut buf = vec![0u8; loc.size as usize];
+        self.input
+            .tar()
+            .read_exact_at(&mut buf, loc.data_offset)
+            .map_err(|e| format!("reading {d}: {e}"))?;
+        Ok(buf)
     }
 
-    // 4. Push: blobs, then manifests, then tags.
-    let (stats, seconds): (PushStats, Vec<f64>) = push::push_all(
-        &client,
-        &plans,
-        &input,
-        &locations,
-        opts.concurrency,
-        progress.clone(),
-    )
-    .await?;
-    for (p, s) in plans.iter().zip(&seconds) {
-        durations.push((p.target.to_string(), *s));
-    }
-    let pushed: Vec<PushedImage> = plans
-        .iter()
-        .map(|p| PushedImage {
-            source: p.source.clone(),
-            target: match &p.tag {
-                Some(t) => format!("{}:{t}", p.target),
-                None => format!("{}@{}", p.target, p.root.digest),
-            },
-            digest: p.root.digest.clone(),
-        })
-        .collect();
-
-    // 5. Render and gate.
-    let mut rendered_path = None;
-    let mut objects = Vec::new();
-    let mut applied = false;
-    let kustomize_layer = report
-        .top_level
-        .iter()
-        .find(|t| t.role == role::BUNDLE)
-        .and_then(|t| read(&t.descriptor.digest).ok())
-        .and_then(|b| serde_json::from_slice::<atp_bundle::format::ImageManifest>(&b).ok())
-        .and_then(|m| {
-            m.layers
-                .into_iter()
-                .find(|l| l.media_type == media::KUSTOMIZE_TAR)
-        });
-    let overlay = report
-        .config
-        .as_ref()
-        .and_then(|c| c.manifests.as_ref())
-        .and_then(|m| m.overlay.clone());
-    if let (Some(layer), Some(overlay)) = (kustomize_layer, overlay) {
-        let tar = read(&layer.digest).map_err(push::PushError::Bundle)?;
-        let out_dir = opts
-            .render_to
-            .clone()
-            .unwrap_or_else(|| state.root().join("render").join(index_digest.hex()));
-        std::fs::create_dir_all(&out_dir).map_err(|source| InstallError::Io {
-            path: out_dir.clone(),
-            source,
-        })?;
-        let placed: Vec<PlacedImage> = images
+    /// Every image as it lands in the site registry (for the summary).
+    pub fn pushed_images(&self) -> Vec<PushedImage> {
+        self.plans
             .iter()
-            .zip(&plans)
+            .map(|p| PushedImage {
+                source: p.source.clone(),
+                target: match &p.tag {
+                    Some(t) => format!("{}:{t}", p.target),
+                    None => format!("{}@{}", p.target, p.root.digest),
+                },
+                digest: p.root.digest.clone(),
+            })
+            .collect()
+    }
+
+    /// Every image as the render step rewrites it.
+    pub fn placed_images(&self) -> Vec<PlacedImage> {
+        self.images
+            .iter()
+            .zip(&self.plans)
             .map(|(top, p)| PlacedImage {
                 source: top.reference.clone(),
                 digest: top.descriptor.digest.clone(),
@@ -366,20 +338,170 @@ async fn run(
                     .and_then(|d| d.parse().ok()),
                 target_repo: p.target.to_string(),
             })
-            .collect();
-        let creds = opts
-            .credentials
+            .collect()
+    }
+
+    /// The kustomize layer's digest and the overlay path, when the bundle ships manifests.
+    pub fn overlay(&self) -> Option<(Digest, String)> {
+        let layer = self
+            .report
+            .top_level
+            .iter()
+            .find(|t| t.role == role::BUNDLE)
+            .and_then(|t| self.read(&t.descriptor.digest).ok())
+            .and_then(|b| serde_json::from_slice::<atp_bundle::format::ImageManifest>(&b).ok())
+            .and_then(|m| {
+                m.layers
+                    .into_iter()
+                    .find(|l| l.media_type == media::KUSTOMIZE_TAR)
+            })?;
+        let overlay = self
+            .report
+            .config
             .as_ref()
-            .map(|(u, p)| (u.as_str(), p.as_str()));
-        let rendered = render::render(&render::RenderRequest {
-            kustomize_tar: &tar,
-            overlay: &overlay,
-            images: &placed,
-            registry: &opts.registry,
-            registry_ca: opts.registry_ca.as_deref(),
-            credentials: creds,
-            out_dir: &out_dir,
-        })?;
+            .and_then(|c| c.manifests.as_ref())
+            .and_then(|m| m.overlay.clone())?;
+        Some((layer.digest, overlay))
+    }
+}
+
+/// The base bundles a delta relies on (empty for a full bundle).
+pub fn delta_bases(prepared: &Prepared) -> Vec<Digest> {
+    let config = prepared.report.config.as_ref();
+    config
+        .and_then(|c| c.delta.as_ref())
+        .map(|d| d.bases.clone())
+        .unwrap_or_default()
+}
+
+/// A delta bundle: every omitted blob must already be in the registry, in
+/// its repository or in another one the receipts in the state dir name
+/// (mountable from there). HEAD only: changes nothing.
+pub async fn check_delta(
+    client: &Client,
+    opts: &InstallOptions,
+    prepared: &Prepared,
+) -> Result<(), InstallError> {
+    delta_in_place(client, opts, prepared, false).await
+}
+
+/// [`check_delta`], then (with `mount`, and only when nothing is missing)
+/// mount each omitted blob found only in another repository.
+async fn delta_in_place(
+    client: &Client,
+    opts: &InstallOptions,
+    prepared: &Prepared,
+    mount: bool,
+) -> Result<(), InstallError> {
+    let relied_on = &prepared.relied_on;
+    if relied_on.is_empty() {
+        return Ok(());
+    }
+    let bases = delta_bases(prepared);
+    let candidates =
+        crate::inventory::receipt_repositories(&opts.state_dir, &opts.registry, &bases)?;
+    let missing = crate::inventory::confirm_omitted(client, relied_on, &candidates, mount).await?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let bases = bases
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(InstallError::DeltaBaseMissing {
+        registry: opts.registry.clone(),
+        missing,
+        bases,
+    })
+}
+
+/// Render the shipped overlay for this site into `out_dir` (created if
+/// needed). `None` when the bundle ships no manifests.
+pub fn render_overlay(
+    opts: &InstallOptions,
+    prepared: &Prepared,
+    out_dir: &Path,
+) -> Result<Option<render::Rendered>, InstallError> {
+    let Some((layer, overlay)) = prepared.overlay() else {
+        return Ok(None);
+    };
+    let tar = prepared.read(&layer).map_err(push::PushError::Bundle)?;
+    std::fs::create_dir_all(out_dir).map_err(|source| InstallError::Io {
+        path: out_dir.to_path_buf(),
+        source,
+    })?;
+    let placed = prepared.placed_images();
+    let creds = opts
+        .credentials
+        .as_ref()
+        .map(|(u, p)| (u.as_str(), p.as_str()));
+    Ok(Some(render::render(&render::RenderRequest {
+        kustomize_tar: &tar,
+        overlay: &overlay,
+        images: &placed,
+        registry: &opts.registry,
+        registry_ca: opts.registry_ca.as_deref(),
+        credentials: creds,
+        out_dir,
+    })?))
+}
+
+async fn run(
+    opts: &InstallOptions,
+    state: &StateDir,
+    progress: Arc<dyn Progress>,
+    durations: &mut Vec<(String, f64)>,
+) -> Result<InstallSummary, InstallError> {
+    let started = time::OffsetDateTime::now_utc();
+    let fmt = atp_bundle::format::info::format_time;
+
+    // 1-3. Verify, refuse rollbacks, plan.
+    let lookup = |info: &atp_bundle::BundleInfo, index: &Digest| {
+        state.check_sequence(
+            &info.channel,
+            &info.key_fingerprint,
+            info.sequence,
+            &index.to_string(),
+        )
+    };
+    let prepared = prepare(opts, &lookup, progress.clone()).await?;
+    let (report, info, index_digest) = (
+        &prepared.report,
+        &prepared.info,
+        prepared.index_digest.clone(),
+    );
+    let (plans, locations) = (&prepared.plans, &prepared.locations);
+    let client = target_client(opts)?;
+
+    // 3b. A delta bundle: every omitted blob must already be in the registry
+    // (or be mountable from a repository the receipts name).
+    delta_in_place(&client, opts, &prepared, true).await?;
+
+    // 4. Push: blobs, then manifests, then tags.
+    let (stats, seconds): (PushStats, Vec<f64>) = push::push_all(
+        &client,
+        plans,
+        &*prepared.input,
+        locations,
+        opts.concurrency,
+        progress.clone(),
+    )
+    .await?;
+    for (p, s) in plans.iter().zip(&seconds) {
+        durations.push((p.target.to_string(), *s));
+    }
+    let pushed = prepared.pushed_images();
+
+    // 5. Render and gate.
+    let mut rendered_path = None;
+    let mut objects = Vec::new();
+    let mut applied = false;
+    let out_dir = opts
+        .render_to
+        .clone()
+        .unwrap_or_else(|| state.root().join("render").join(index_digest.hex()));
+    if let Some(rendered) = render_overlay(opts, &prepared, &out_dir)? {
         let offences = gate::check(
             &rendered.yaml,
             &opts.registry,
@@ -427,7 +549,7 @@ async fn run(
         finished: fmt(time::OffsetDateTime::now_utc()),
     };
     let receipt = state.receipt_path(index_digest.hex());
-    write_receipt(&receipt, &summary, &report)?;
+    write_receipt(&receipt, &summary, report)?;
     state.record_installed(
         &info.channel,
         &info.key_fingerprint,

@@ -5,6 +5,7 @@
 //! - [`verify_media`]: split volumes against their signed `volumes.json`
 //! - [`media_source`]: push sources over volumes and seekable zstd
 //! - [`install`]: verify → push → render → air-gap gate → apply → record
+//! - [`simulate`]: every step of install except the writes, and the plan
 //! - [`inventory`]: what the site registry holds, for delta bundles
 //! - [`push`]: bundled images into the site registry, digests preserved
 //! - [`render`]: the shipped overlay rewritten for the site
@@ -20,6 +21,7 @@ pub mod media_source;
 pub mod metrics;
 pub mod push;
 pub mod render;
+pub mod simulate;
 pub mod state;
 pub mod verify;
 pub mod verify_media;

@@ -54,6 +54,8 @@ enum Command {
     },
     /// Verify, push every image to the site registry, render the overlay, optionally apply it.
     Install(InstallArgs),
+    /// Every step of install except the writes: prove it would work and print the plan. Changes nothing.
+    Simulate(InstallArgs),
     /// Write what the site registry holds (per the install receipts, confirmed by HEAD), for delta bundles.
     Inventory(InventoryArgs),
 }
@@ -153,6 +155,9 @@ struct InstallArgs {
     /// Accept a bundle whose sequence is not newer than the installed one.
     #[arg(long)]
     allow_downgrade: bool,
+    /// Simulate instead of installing: the same as `atp-installer simulate`.
+    #[arg(long)]
+    dry_run: bool,
     /// Retries per registry request after the first attempt (default 5).
     #[arg(long, value_name = "N")]
     retries: Option<u32>,
@@ -258,6 +263,8 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Simulate(a) => simulate(a, cli.quiet),
+        Command::Install(a) if a.dry_run => simulate(a, cli.quiet),
         Command::Install(a) => {
             let json = a.json;
             let opts = install_options(a)?;
@@ -305,6 +312,30 @@ fn read_password() -> Result<String> {
         bail!("--password-stdin: standard input was empty\nhint: echo \"$PASSWORD\" | atp-installer ... --password-stdin");
     }
     Ok(p)
+}
+
+fn simulate(a: InstallArgs, quiet: bool) -> Result<i32> {
+    let json = a.json;
+    let opts = install_options(a)?;
+    let progress = Arc::new(ui::Ui::new(quiet || json));
+    let rt = tokio::runtime::Runtime::new()?;
+    let sim = rt.block_on(atp_installer::simulate::simulate(&opts, progress));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&sim)?);
+    } else {
+        print!("{}", sim.to_text());
+    }
+    if sim.ok {
+        return Ok(0);
+    }
+    eprintln!(
+        "error: the install would fail: {} problem(s) found; nothing was changed",
+        sim.findings.len()
+    );
+    for f in &sim.findings {
+        eprintln!("  {f}");
+    }
+    Ok(1)
 }
 
 fn install_options(a: InstallArgs) -> Result<InstallOptions> {

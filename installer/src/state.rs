@@ -100,15 +100,7 @@ impl StateDir {
     }
 
     fn channels(&self) -> Result<BTreeMap<String, Installed>, StateError> {
-        let path = self.channels_path();
-        match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| StateError::Corrupt {
-                path,
-                message: e.to_string(),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-            Err(source) => Err(StateError::Io { path, source }),
-        }
+        read_channels(self.channels_path())
     }
 
     /// Compare an offered bundle against what is installed.
@@ -119,18 +111,13 @@ impl StateDir {
         sequence: u64,
         index_digest: &str,
     ) -> Result<SequenceCheck, StateError> {
-        let key = format!("{channel} {key_fingerprint}");
-        Ok(match self.channels()?.get(&key) {
-            None => SequenceCheck::First,
-            Some(i) if i.index == index_digest => SequenceCheck::Same,
-            Some(i) if sequence > i.sequence => SequenceCheck::Newer {
-                installed: i.sequence,
-            },
-            Some(i) => SequenceCheck::Rollback {
-                installed: i.sequence,
-                offered: sequence,
-            },
-        })
+        Ok(decide(
+            &self.channels()?,
+            channel,
+            key_fingerprint,
+            sequence,
+            index_digest,
+        ))
     }
 
     /// Record a successful install.
@@ -188,6 +175,57 @@ impl StateDir {
             })
             .collect()
     }
+}
+
+fn read_channels(path: PathBuf) -> Result<BTreeMap<String, Installed>, StateError> {
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| StateError::Corrupt {
+            path,
+            message: e.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(source) => Err(StateError::Io { path, source }),
+    }
+}
+
+fn decide(
+    all: &BTreeMap<String, Installed>,
+    channel: &str,
+    key_fingerprint: &str,
+    sequence: u64,
+    index_digest: &str,
+) -> SequenceCheck {
+    match all.get(&format!("{channel} {key_fingerprint}")) {
+        None => SequenceCheck::First,
+        Some(i) if i.index == index_digest => SequenceCheck::Same,
+        Some(i) if sequence > i.sequence => SequenceCheck::Newer {
+            installed: i.sequence,
+        },
+        Some(i) => SequenceCheck::Rollback {
+            installed: i.sequence,
+            offered: sequence,
+        },
+    }
+}
+
+/// The rollback verdict without opening the state dir: creates nothing,
+/// takes no lock (for `simulate`, which must change nothing). A missing
+/// dir or `channels.json` means nothing is installed yet.
+pub fn peek_sequence(
+    root: &Path,
+    channel: &str,
+    key_fingerprint: &str,
+    sequence: u64,
+    index_digest: &str,
+) -> Result<SequenceCheck, StateError> {
+    let all = read_channels(root.join("channels.json"))?;
+    Ok(decide(
+        &all,
+        channel,
+        key_fingerprint,
+        sequence,
+        index_digest,
+    ))
 }
 
 #[cfg(test)]
