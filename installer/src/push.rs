@@ -9,6 +9,7 @@
 //! after every blob verified): it trusts the locations it is given.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,9 +18,11 @@ use atp_bundle::format::{Descriptor, ManifestKind};
 use atp_bundle::progress::Progress;
 use atp_bundle::verify::BlobLocation;
 use atp_bundle::Digest;
-use atp_registry::{Client, PushOutcome, Repository};
+use atp_registry::{BlobSource, Client, PushOutcome, Repository};
+use futures_util::future::BoxFuture;
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
+use tokio::io::{AsyncRead, ReadBuf};
 
 /// One image to push.
 #[derive(Debug, Clone)]
@@ -144,15 +147,17 @@ pub async fn push_all(
                 let mut out = Vec::new();
                 for (i, repo) in repos.iter().enumerate() {
                     let mount_from = if i == 0 { &[][..] } else { &repos[..1] };
+                    // Progress moves with the bytes sent, not per blob.
+                    let counted = Counted::new(&*source, progress.clone());
                     let outcome = client
-                        .push_blob(repo, &digest, size, &*source, mount_from)
+                        .push_blob(repo, &digest, size, &counted, mount_from)
                         .await
                         .map_err(|cause| PushError::Registry {
                             what: format!("blob {digest}"),
                             target: repo.to_string(),
                             cause,
                         })?;
-                    progress.advance(size);
+                    counted.finish(size);
                     out.push((outcome, size));
                 }
                 progress.item_done(&digest.to_string());
@@ -243,4 +248,74 @@ async fn push_manifest_once(
         )));
     }
     Ok(true)
+}
+
+/// A blob source that reports progress as its bytes are read: the high-water
+/// mark of the offsets reached, so a retry that re-sends bytes never counts
+/// them twice and progress never goes backwards.
+struct Counted<'a> {
+    inner: &'a dyn BlobSource,
+    progress: Arc<dyn Progress>,
+    high: Arc<AtomicU64>,
+}
+
+impl<'a> Counted<'a> {
+    fn new(inner: &'a dyn BlobSource, progress: Arc<dyn Progress>) -> Self {
+        Self {
+            inner,
+            progress,
+            high: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The blob is in place (sent, skipped or mounted): count the rest.
+    fn finish(&self, size: u64) {
+        let prev = self.high.fetch_max(size, Ordering::Relaxed);
+        if size > prev {
+            self.progress.advance(size - prev);
+        }
+    }
+}
+
+impl BlobSource for Counted<'_> {
+    fn open(
+        &self,
+        offset: u64,
+    ) -> BoxFuture<'_, std::io::Result<Box<dyn AsyncRead + Send + Unpin>>> {
+        Box::pin(async move {
+            let inner = self.inner.open(offset).await?;
+            Ok(Box::new(CountingReader {
+                inner,
+                pos: offset,
+                high: self.high.clone(),
+                progress: self.progress.clone(),
+            }) as Box<_>)
+        })
+    }
+}
+
+struct CountingReader {
+    inner: Box<dyn AsyncRead + Send + Unpin>,
+    pos: u64,
+    high: Arc<AtomicU64>,
+    progress: Arc<dyn Progress>,
+}
+
+impl AsyncRead for CountingReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = &r {
+            self.pos += (buf.filled().len() - before) as u64;
+            let prev = self.high.fetch_max(self.pos, Ordering::Relaxed);
+            if self.pos > prev {
+                self.progress.advance(self.pos - prev);
+            }
+        }
+        r
+    }
 }
