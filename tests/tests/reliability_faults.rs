@@ -244,19 +244,19 @@ fn a_416_on_a_chunk_resyncs_from_the_registry_range() {
 }
 
 #[test]
-fn a_slow_link_uploads_without_a_timeout_or_a_retry() {
+fn a_slow_link_uploads_without_a_timeout_or_a_retry_and_progress_moves_inside_a_blob() {
     let w = Work::new();
     let (manifest, layer) = big_demo(&w);
     let reg = Registry::plain();
     let p = proxy(&reg);
-    // 19 MiB at 4 MiB/s: several seconds per request with bytes flowing.
+    // 19 MiB at 2 MiB/s: about 10 s on one blob with bytes flowing.
     for m in ["PATCH", "PUT"] {
         p.add(
             Rule::new(
                 m,
                 "/blobs/uploads/",
                 Fault::Throttle {
-                    bytes_per_sec: 4 << 20,
+                    bytes_per_sec: 2 << 20,
                 },
             )
             .forever(),
@@ -267,6 +267,24 @@ fn a_slow_link_uploads_without_a_timeout_or_a_retry() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("retrying"), "a timeout fired: {err}");
     assert!(p.faults().iter().any(|e| e.method == "PATCH"));
+    // Regression: push progress only moved when a whole blob was done, so a
+    // big layer on a slow link looked stuck. The plain progress lines (every
+    // 5 s) now show bytes inside the big blob: a count strictly between 0
+    // and the total.
+    let moving: Vec<(u64, u64)> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("push: "))
+        .filter_map(|l| {
+            let mut it = l.split(' ');
+            let done = it.next()?.parse().ok()?;
+            let total = it.nth(1)?.parse().ok()?;
+            Some((done, total))
+        })
+        .collect();
+    assert!(
+        moving.iter().any(|(d, t)| *d > 0 && d < t),
+        "no progress inside the blob: {moving:?}\n{err}"
+    );
     assert_installed(&reg, &manifest, &layer);
 }
 
