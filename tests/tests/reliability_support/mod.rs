@@ -6,7 +6,6 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -185,8 +184,4 @@ pub fn rendered(w: &Work, state: &str, host: &str) -> String {
     std::fs::read_to_string(&found[0])
         .unwrap()
         .replace(host, "REGISTRY")
-}
-
-pub fn exists(p: &Path) -> bool {
-    p.exists()
 }
