@@ -46,6 +46,12 @@ pub struct InstallOptions {
     pub allow_downgrade: bool,
     /// Retry policy override (tests use fast retries).
     pub retry: Option<RetryPolicy>,
+    /// Write the bundle's file sets under this folder (`DIR/<set>/<path>`).
+    pub model_cache_dir: Option<PathBuf>,
+    /// Push the file-set artifacts to the registry, mapped like images.
+    pub files_to_registry: bool,
+    /// With `model_cache_dir`: remove files the bundle's sets no longer list.
+    pub prune: bool,
 }
 
 /// One pushed image, for `--json` and the receipt.
@@ -77,6 +83,8 @@ pub struct InstallSummary {
     pub rendered: Option<PathBuf>,
     pub objects: Vec<String>,
     pub applied: bool,
+    /// What `--model-cache-dir` and `--files-to-registry` did.
+    pub model_files: crate::files::FilesOutcome,
     pub result: String,
     pub started: String,
     pub finished: String,
@@ -121,6 +129,8 @@ pub enum InstallError {
     Gate { offences: Vec<Offence> },
     #[error(transparent)]
     Apply(#[from] apply::ApplyError),
+    #[error(transparent)]
+    Files(#[from] crate::files::FilesError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -493,6 +503,18 @@ async fn run(
     }
     let pushed = prepared.pushed_images();
 
+    // 4b. Model files: file-set artifacts to the registry, files to the cache.
+    let read_blob = |d: &Digest| prepared.read(d);
+    let model_files = crate::files::install(
+        opts,
+        report,
+        &client,
+        locations,
+        &read_blob,
+        progress.clone(),
+    )
+    .await?;
+
     // 5. Render and gate.
     let mut rendered_path = None;
     let mut objects = Vec::new();
@@ -544,6 +566,7 @@ async fn run(
         rendered: rendered_path,
         objects,
         applied,
+        model_files,
         result: "success".into(),
         started: fmt(started),
         finished: fmt(time::OffsetDateTime::now_utc()),

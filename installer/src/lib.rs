@@ -8,12 +8,14 @@
 //! - [`simulate`]: every step of install except the writes, and the plan
 //! - [`inventory`]: what the site registry holds, for delta bundles
 //! - [`push`]: bundled images into the site registry, digests preserved
+//! - [`files`]: model files into the model cache folder and the registry
 //! - [`render`]: the shipped overlay rewritten for the site
 //! - [`gate`]: the air-gap gate over rendered output
 //! - [`apply`]: the kubectl boundary
 //! - [`state`], [`metrics`]: rollback protection, receipts, Prometheus textfile
 
 pub mod apply;
+pub mod files;
 pub mod gate;
 pub mod install;
 pub mod inventory;

@@ -164,6 +164,15 @@ struct InstallArgs {
     /// Start no retry of a request later than this many seconds after its first attempt (default 300).
     #[arg(long, value_name = "SECS")]
     retry_max_time: Option<u64>,
+    /// Write the bundle's model files to DIR/<set>/<path> (the folder behind the model cache volume).
+    #[arg(long, value_name = "DIR")]
+    model_cache_dir: Option<PathBuf>,
+    /// Push the bundle's file sets to the registry as ORAS artifacts (REGISTRY/atp-offline/files/<set>:<version> by default).
+    #[arg(long)]
+    files_to_registry: bool,
+    /// With --model-cache-dir: remove files under DIR/<set>/ that the bundle no longer lists.
+    #[arg(long, requires = "model_cache_dir")]
+    prune: bool,
     #[arg(long)]
     json: bool,
 }
@@ -295,6 +304,19 @@ fn run(cli: Cli) -> Result<i32> {
                 if summary.applied {
                     println!("applied and rolled out");
                 }
+                for f in &summary.model_files.registry {
+                    println!("files {} -> {} ({})", f.set, f.target, f.digest);
+                }
+                if let Some(c) = &summary.model_files.model_cache {
+                    println!(
+                        "model cache {}: {} written ({} bytes), {} unchanged, {} pruned",
+                        c.dir.display(),
+                        c.written,
+                        c.bytes_written,
+                        c.unchanged,
+                        c.pruned.len()
+                    );
+                }
             }
             Ok(0)
         }
@@ -386,6 +408,9 @@ fn install_options(a: InstallArgs) -> Result<InstallOptions> {
         metrics_file: a.metrics_file,
         allow_downgrade: a.allow_downgrade,
         retry: retry_policy(a.retries, a.retry_max_time),
+        model_cache_dir: a.model_cache_dir,
+        files_to_registry: a.files_to_registry,
+        prune: a.prune,
     })
 }
 

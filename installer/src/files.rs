@@ -1,0 +1,938 @@
+//! Model files from a verified bundle, installed two ways, each optional:
+//!
+//! - `--model-cache-dir DIR`: every file of set `<name>` goes to
+//!   `DIR/<name>/<relative path>`. It is streamed from the bundle into a temp
+//!   name in its destination folder, its size and sha256 are checked there,
+//!   it is fsynced and only then renamed over the previous version. Files
+//!   already present with the right digest are not touched; files the bundle
+//!   no longer lists stay unless `--prune` is given.
+//! - `--files-to-registry`: the file-set artifacts (one OCI manifest per set,
+//!   one layer per file, ORAS-style) are pushed to the site registry under the
+//!   same mapping as images, from the set's reference name
+//!   `atp-offline/files/<name>:<version>`, so `oras pull` can fetch them.
+//!
+//! Only ever called after the whole bundle verified. Even so, every payload
+//! is checked again as it is copied, and a file that does not match never
+//! reaches its final name. This module never writes outside DIR: it refuses
+//! paths that would escape it, never follows a symbolic link that leads out
+//! of it, never writes through a link, and prune removes only regular files
+//! under the folders of the bundle's own sets.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use atp_bundle::digest::{BlobMismatch, Hasher, VerifyingReader};
+use atp_bundle::format::{annotation as ann, role, Descriptor, ImageManifest};
+use atp_bundle::media::{BundleInput, Cursor};
+use atp_bundle::progress::Progress;
+use atp_bundle::verify::{BlobLocation, Report};
+use atp_bundle::Digest;
+use atp_registry::mapping::{self, SourceRef};
+use atp_registry::{Client, Repository};
+use serde::Serialize;
+
+use crate::install::InstallOptions;
+use crate::push::{self, PushStats};
+
+/// Prefix of a file set's reference name in `index.json`.
+pub const SET_REF_PREFIX: &str = "atp-offline/files/";
+
+/// Copy buffer: large reads, still small next to any model file.
+const BUFFER: usize = 1 << 20;
+
+/// One file of a set, as its artifact lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SetFile {
+    /// `/`-separated path relative to the set's folder.
+    pub path: String,
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// One file set of the bundle.
+#[derive(Debug, Clone)]
+pub struct FileSet {
+    pub name: String,
+    /// `atp-offline/files/<name>:<version>`.
+    pub reference: String,
+    /// The set's manifest in `index.json`.
+    pub descriptor: Descriptor,
+    pub files: Vec<SetFile>,
+}
+
+/// One file as it stands in the model cache after the install.
+#[derive(Debug, Clone, Serialize)]
+pub struct CachedFile {
+    pub set: String,
+    pub path: String,
+    pub digest: Digest,
+    pub size: u64,
+    /// False when the right content was already there.
+    pub written: bool,
+}
+
+/// What `--model-cache-dir` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CacheSummary {
+    pub dir: PathBuf,
+    pub written: u64,
+    pub unchanged: u64,
+    pub bytes_written: u64,
+    /// `<set>/<path>` of every file `--prune` removed.
+    pub pruned: Vec<String>,
+    pub files: Vec<CachedFile>,
+}
+
+/// One file set pushed with `--files-to-registry`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushedFileSet {
+    pub set: String,
+    pub source: String,
+    /// `REGISTRY/REPO:<version>`.
+    pub target: String,
+    pub digest: Digest,
+}
+
+/// What the model-file steps did (both empty when neither was asked for).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FilesOutcome {
+    pub registry: Vec<PushedFileSet>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_stats: Option<PushStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_cache: Option<CacheSummary>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    #[error("file set {reference}: {reason}\nhint: the bundle was not written by a compatible atp-bundler; get a fresh one from release engineering")]
+    BadSet { reference: String, reason: String },
+    #[error(
+        "refusing to write {path}: {reason}; nothing was written to the model cache\nhint: {hint}"
+    )]
+    Unsafe {
+        path: PathBuf,
+        reason: String,
+        hint: &'static str,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: the {stage} does not match the bundle ({source}); the previous version, if any, was left in place\nhint: {hint}")]
+    Mismatch {
+        path: PathBuf,
+        stage: &'static str,
+        source: BlobMismatch,
+        hint: &'static str,
+    },
+    #[error("file set {set:?}: {path} ({digest}) is not carried by this delta bundle and is not in the model cache; nothing was written\nhint: install the base bundle with --model-cache-dir first")]
+    NotCarried {
+        set: String,
+        path: String,
+        digest: Digest,
+    },
+    #[error("delta bundle relies on {} file blob(s) the registry {registry} does not have; no file set was pushed:\n{}\nhint: install the base bundle with --files-to-registry first", .missing.len(), .missing.join("\n"))]
+    DeltaBaseMissing {
+        registry: String,
+        missing: Vec<String>,
+    },
+    #[error(transparent)]
+    Media(atp_bundle::media::MediaError),
+    #[error(transparent)]
+    Mapping(#[from] mapping::MappingError),
+    #[error(transparent)]
+    Registry(#[from] atp_registry::Error),
+    #[error(transparent)]
+    Push(#[from] push::PushError),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FilesError + '_ {
+    move |source| FilesError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The bundle's file sets, from its verified top-level manifests.
+pub fn file_sets(
+    report: &Report,
+    read: &(dyn Fn(&Digest) -> Result<Vec<u8>, String> + Sync),
+) -> Result<Vec<FileSet>, FilesError> {
+    let mut sets = Vec::new();
+    for top in report.top_level.iter().filter(|t| t.role == role::FILES) {
+        let bad = |reason: String| FilesError::BadSet {
+            reference: top.reference.clone(),
+            reason,
+        };
+        let name = top
+            .reference
+            .strip_prefix(SET_REF_PREFIX)
+            .and_then(|r| r.split_once(':'))
+            .map(|(n, _)| n.to_string())
+            .ok_or_else(|| bad(format!("reference is not {SET_REF_PREFIX}<name>:<version>")))?;
+        if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+            return Err(bad(format!("{name:?} cannot name a folder")));
+        }
+        let bytes = read(&top.descriptor.digest).map_err(&bad)?;
+        let manifest: ImageManifest =
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("manifest: {e}")))?;
+        let mut files = Vec::new();
+        let mut seen = HashSet::new();
+        for layer in &manifest.layers {
+            let path = layer
+                .annotation(ann::TITLE)
+                .ok_or_else(|| bad(format!("layer {} has no {}", layer.digest, ann::TITLE)))?;
+            atp_bundle::model::check_file_path(path)
+                .map_err(|reason| bad(format!("path {path:?}: {reason}")))?;
+            if !seen.insert(path) {
+                return Err(bad(format!("{path:?} is listed twice")));
+            }
+            files.push(SetFile {
+                path: path.to_string(),
+                digest: layer.digest.clone(),
+                size: layer.size,
+            });
+        }
+        // A path cannot be both a file and the folder of another file.
+        for f in &files {
+            let mut dir = f.path.as_str();
+            while let Some((parent, _)) = dir.rsplit_once('/') {
+                if seen.contains(parent) {
+                    return Err(bad(format!("{parent:?} is both a file and a folder")));
+                }
+                dir = parent;
+            }
+        }
+        sets.push(FileSet {
+            name,
+            reference: top.reference.clone(),
+            descriptor: top.descriptor.clone(),
+            files,
+        });
+    }
+    Ok(sets)
+}
+
+/// Run the model-file steps `opts` asks for: the registry push first, then
+/// the model cache.
+pub async fn install(
+    opts: &InstallOptions,
+    report: &Report,
+    client: &Client,
+    locations: &HashMap<Digest, BlobLocation>,
+    read: &(dyn Fn(&Digest) -> Result<Vec<u8>, String> + Sync),
+    progress: Arc<dyn Progress>,
+) -> Result<FilesOutcome, FilesError> {
+    let mut outcome = FilesOutcome::default();
+    if !opts.files_to_registry && opts.model_cache_dir.is_none() {
+        let n = report
+            .top_level
+            .iter()
+            .filter(|t| t.role == role::FILES)
+            .count();
+        if n > 0 {
+            tracing::info!("the bundle carries {n} file set(s); pass --model-cache-dir or --files-to-registry to install them");
+        }
+        return Ok(outcome);
+    }
+    let sets = file_sets(report, read)?;
+    let omitted: HashSet<Digest> = report.omitted.iter().cloned().collect();
+    if opts.files_to_registry {
+        let (pushed, stats) = push_sets(
+            opts,
+            report,
+            client,
+            &sets,
+            locations,
+            read,
+            &omitted,
+            progress.clone(),
+        )
+        .await?;
+        outcome.registry = pushed;
+        outcome.registry_stats = Some(stats);
+    }
+    if let Some(dir) = &opts.model_cache_dir {
+        let req = CacheRequest {
+            dir: dir.clone(),
+            prune: opts.prune,
+            sets,
+            locations: locations.clone(),
+            omitted,
+        };
+        let bundle = opts.bundle.clone();
+        let summary = tokio::task::spawn_blocking(move || {
+            // Payloads are read only through the bundle's positional reads
+            // (a plain tar, seekable zstd or split volumes alike). No key:
+            // every payload is checked against the verified digests anyway.
+            let input = BundleInput::open(&bundle, &[], None).map_err(FilesError::Media)?;
+            let tar = input.tar();
+            let open = |loc: &BlobLocation| -> io::Result<Box<dyn Read + '_>> {
+                let end = loc.data_offset + loc.size;
+                Ok(Box::new(Cursor::new(tar.clone(), loc.data_offset, end)))
+            };
+            write_cache(&req, &open, progress)
+        })
+        .await
+        .expect("model cache task panicked")?;
+        outcome.model_cache = Some(summary);
+    }
+    Ok(outcome)
+}
+
+/// Where each set lands in the site registry: the images' mapping, applied
+/// to the sets' reference names (together with the images, so the flat
+/// layout refuses a set and an image that would share a repository).
+pub fn map_sets(
+    opts: &InstallOptions,
+    report: &Report,
+    sets: &[FileSet],
+) -> Result<Vec<(SourceRef, Repository)>, FilesError> {
+    let set_refs: Vec<SourceRef> = sets
+        .iter()
+        .map(|s| SourceRef::parse(&s.reference))
+        .collect::<Result<_, _>>()?;
+    let image_refs: Vec<SourceRef> = report
+        .images()
+        .map(|t| SourceRef::parse(&t.reference))
+        .collect::<Result<_, _>>()?;
+    let map = mapping::map_repositories(
+        image_refs.iter().chain(&set_refs),
+        &opts.layout,
+        opts.repo_prefix.as_deref(),
+    )?;
+    set_refs
+        .into_iter()
+        .map(|s| {
+            let repo = Repository::new(&opts.registry, &map[&s.repository()])?;
+            Ok((s, repo))
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn push_sets(
+    opts: &InstallOptions,
+    report: &Report,
+    client: &Client,
+    sets: &[FileSet],
+    locations: &HashMap<Digest, BlobLocation>,
+    read: &(dyn Fn(&Digest) -> Result<Vec<u8>, String> + Sync),
+    omitted: &HashSet<Digest>,
+    progress: Arc<dyn Progress>,
+) -> Result<(Vec<PushedFileSet>, PushStats), FilesError> {
+    let mut plans = Vec::new();
+    let mut relied_on = Vec::new();
+    for (set, (src, target)) in sets.iter().zip(map_sets(opts, report, sets)?) {
+        if let Some(tag) = &src.tag {
+            target.tag(tag)?;
+        }
+        let (plan, relies) = push::plan_image(
+            &set.reference,
+            target.clone(),
+            src.tag.clone(),
+            &set.descriptor,
+            read,
+            omitted,
+        )?;
+        relied_on.extend(relies.into_iter().map(|d| (target.clone(), d)));
+        plans.push((set.name.clone(), plan));
+    }
+    let mut missing = Vec::new();
+    for (repo, d) in &relied_on {
+        if client.blob_exists(repo, d).await?.is_none() {
+            missing.push(format!("  {d} (for {repo})"));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(FilesError::DeltaBaseMissing {
+            registry: opts.registry.clone(),
+            missing,
+        });
+    }
+    let images: Vec<_> = plans.iter().map(|(_, p)| p.clone()).collect();
+    let (stats, _) = push::push_all(
+        client,
+        &images,
+        &opts.bundle,
+        locations,
+        opts.concurrency,
+        progress,
+    )
+    .await?;
+    let pushed = plans
+        .into_iter()
+        .map(|(set, p)| PushedFileSet {
+            set,
+            source: p.source.clone(),
+            target: match &p.tag {
+                Some(t) => format!("{}:{t}", p.target),
+                None => format!("{}@{}", p.target, p.root.digest),
+            },
+            digest: p.root.digest.clone(),
+        })
+        .collect();
+    Ok((pushed, stats))
+}
+
+/// Everything the model-cache writer needs, owned (it runs on a blocking
+/// thread).
+#[derive(Debug, Clone)]
+pub struct CacheRequest {
+    pub dir: PathBuf,
+    pub prune: bool,
+    pub sets: Vec<FileSet>,
+    pub locations: HashMap<Digest, BlobLocation>,
+    pub omitted: HashSet<Digest>,
+}
+
+/// What sits at a destination today.
+enum Existing {
+    Missing,
+    File { size: u64 },
+}
+
+struct Planned<'a> {
+    set: &'a str,
+    file: &'a SetFile,
+    dest: PathBuf,
+    write: bool,
+}
+
+/// A blob's payload, read from the bundle at its verified location.
+pub type OpenPayload<'r> = dyn Fn(&BlobLocation) -> io::Result<Box<dyn Read + 'r>> + 'r;
+
+/// Write every file of every set into the model cache, reading payloads
+/// through `open`. All checks (paths, links, present digests, delta
+/// coverage) run before the first write.
+pub fn write_cache<'r>(
+    req: &CacheRequest,
+    open: &OpenPayload<'r>,
+    progress: Arc<dyn Progress>,
+) -> Result<CacheSummary, FilesError> {
+    fs::create_dir_all(&req.dir).map_err(io_err(&req.dir))?;
+    let root = fs::canonicalize(&req.dir).map_err(io_err(&req.dir))?;
+
+    // 1. Plan: where each file goes and whether it must be written.
+    let total: u64 = req.sets.iter().flat_map(|s| &s.files).map(|f| f.size).sum();
+    let count = req.sets.iter().map(|s| s.files.len() as u64).sum();
+    progress.phase("model files: check", total, count);
+    let mut plan = Vec::new();
+    for set in &req.sets {
+        for file in &set.files {
+            let (dest, existing) = check_destination(&root, &set.name, &file.path)?;
+            let present = match existing {
+                Existing::File { size } if size == file.size => {
+                    let (d, n) = hash_file(&dest, &*progress)?;
+                    d == file.digest && n == file.size
+                }
+                _ => false,
+            };
+            if !present && !req.locations.contains_key(&file.digest) {
+                if req.omitted.contains(&file.digest) {
+                    return Err(FilesError::NotCarried {
+                        set: set.name.clone(),
+                        path: file.path.clone(),
+                        digest: file.digest.clone(),
+                    });
+                }
+                return Err(FilesError::BadSet {
+                    reference: set.reference.clone(),
+                    reason: format!("{} ({}) is not in the bundle", file.path, file.digest),
+                });
+            }
+            progress.item_done(&format!("{}/{}", set.name, file.path));
+            plan.push(Planned {
+                set: &set.name,
+                file,
+                dest,
+                write: !present,
+            });
+        }
+    }
+    progress.finish_phase();
+
+    // 2. Write what is missing or different.
+    let to_write: Vec<&Planned> = plan.iter().filter(|p| p.write).collect();
+    progress.phase(
+        "model files: write",
+        to_write.iter().map(|p| p.file.size).sum(),
+        to_write.len() as u64,
+    );
+    let mut summary = CacheSummary {
+        dir: req.dir.clone(),
+        ..Default::default()
+    };
+    for p in &to_write {
+        let loc = &req.locations[&p.file.digest];
+        ensure_parent(&root, p.set, &p.file.path)?;
+        let payload = open(loc).map_err(io_err(&p.dest))?;
+        write_one(payload, p.file, &p.dest, &*progress)?;
+        progress.item_done(&format!("{}/{}", p.set, p.file.path));
+        summary.written += 1;
+        summary.bytes_written += p.file.size;
+    }
+    progress.finish_phase();
+    summary.unchanged = (plan.len() - to_write.len()) as u64;
+    summary.files = plan
+        .iter()
+        .map(|p| CachedFile {
+            set: p.set.to_string(),
+            path: p.file.path.clone(),
+            digest: p.file.digest.clone(),
+            size: p.file.size,
+            written: p.write,
+        })
+        .collect();
+
+    // 3. Prune files the bundle no longer lists, in its own sets only.
+    if req.prune {
+        for set in &req.sets {
+            let keep: HashSet<&str> = set.files.iter().map(|f| f.path.as_str()).collect();
+            summary.pruned.extend(prune_set(&root, &set.name, &keep)?);
+        }
+    }
+    Ok(summary)
+}
+
+fn unsafe_path(path: PathBuf, reason: String) -> FilesError {
+    FilesError::Unsafe {
+        path,
+        reason,
+        hint: "model files are written only to regular files in real folders under --model-cache-dir; remove the link or the object in the way",
+    }
+}
+
+/// Check the way from `root` to `root/<set>/<rel>`: every existing folder on
+/// it is a folder (or a link that resolves inside `root`), and the
+/// destination is absent or a regular file (never a link).
+fn check_destination(root: &Path, set: &str, rel: &str) -> Result<(PathBuf, Existing), FilesError> {
+    let components: Vec<&str> = std::iter::once(set).chain(rel.split('/')).collect();
+    let mut path = root.to_path_buf();
+    for (i, c) in components.iter().enumerate() {
+        if c.is_empty() || *c == "." || *c == ".." || c.contains(['/', '\\', '\0']) {
+            return Err(unsafe_path(
+                root.join(set).join(rel),
+                format!("component {c:?} would escape the model cache"),
+            ));
+        }
+        path.push(c);
+        let last = i + 1 == components.len();
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let full = components[i + 1..].iter().fold(path, |p, c| p.join(c));
+                return Ok((full, Existing::Missing));
+            }
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let ft = meta.file_type();
+        if last {
+            if ft.is_file() {
+                return Ok((path, Existing::File { size: meta.len() }));
+            }
+            let what = if ft.is_symlink() {
+                "it is a symbolic link"
+            } else if ft.is_dir() {
+                "it is a folder"
+            } else {
+                "it is a special file"
+            };
+            return Err(unsafe_path(path, what.to_string()));
+        }
+        check_folder(root, &path, &meta)?;
+    }
+    unreachable!("a file path has at least one component")
+}
+
+/// An existing path on the way to a file must be a folder, or a link that
+/// resolves to a folder inside `root`.
+fn check_folder(root: &Path, path: &Path, meta: &fs::Metadata) -> Result<(), FilesError> {
+    if meta.is_dir() {
+        return Ok(());
+    }
+    if meta.file_type().is_symlink() {
+        let target = fs::canonicalize(path).map_err(io_err(path))?;
+        if !target.starts_with(root) {
+            return Err(unsafe_path(
+                path.to_path_buf(),
+                format!(
+                    "it is a symbolic link to {}, outside {}",
+                    target.display(),
+                    root.display()
+                ),
+            ));
+        }
+        if target.is_dir() {
+            return Ok(());
+        }
+    }
+    Err(unsafe_path(
+        path.to_path_buf(),
+        "it is in the way of a folder".into(),
+    ))
+}
+
+/// Create the missing folders of `root/<set>/<rel>`, re-checking each one
+/// that exists (the cache may have changed since the plan).
+fn ensure_parent(root: &Path, set: &str, rel: &str) -> Result<(), FilesError> {
+    let mut path = root.join(set);
+    let mut dirs: Vec<&str> = rel.split('/').collect();
+    dirs.pop();
+    for d in std::iter::once(None).chain(dirs.into_iter().map(Some)) {
+        if let Some(d) = d {
+            path.push(d);
+        }
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir(&path).map_err(io_err(&path))?;
+            }
+            Err(e) => return Err(io_err(&path)(e)),
+            Ok(m) => check_folder(root, &path, &m)?,
+        }
+    }
+    Ok(())
+}
+
+/// Stream one blob from the bundle into a temp file next to `dest`, check
+/// it as it is read and again as it lies on disk, fsync, then rename.
+fn write_one(
+    payload: Box<dyn Read + '_>,
+    file: &SetFile,
+    dest: &Path,
+    progress: &dyn Progress,
+) -> Result<(), FilesError> {
+    let parent = dest.parent().expect("a destination has a folder");
+    let name = dest
+        .file_name()
+        .expect("a destination has a name")
+        .to_string_lossy();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".atp-partial")
+        .tempfile_in(parent)
+        .map_err(io_err(parent))?;
+    let tmp_path = tmp.path().to_path_buf();
+    let mut src = VerifyingReader::new(payload, file.digest.clone(), file.size);
+    let mut buf = vec![0u8; BUFFER];
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                return Err(match e.into_inner().map(|i| i.downcast::<BlobMismatch>()) {
+                    Some(Ok(m)) => payload_mismatch(dest, *m),
+                    Some(Err(other)) => io_err(dest)(io::Error::other(other)),
+                    None => io_err(dest)(io::Error::other("reading the bundle")),
+                })
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        tmp.write_all(&buf[..n]).map_err(io_err(&tmp_path))?;
+        progress.advance(n as u64);
+    }
+    src.finish().map_err(|m| payload_mismatch(dest, m))?;
+    tmp.as_file().sync_all().map_err(io_err(&tmp_path))?;
+
+    // At the destination: what the file system holds is what we meant.
+    let mut h = Hasher::new();
+    let mut f = File::open(&tmp_path).map_err(io_err(&tmp_path))?;
+    loop {
+        let n = f.read(&mut buf).map_err(io_err(&tmp_path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    h.check(&file.digest, file.size)
+        .map_err(|source| FilesError::Mismatch {
+            path: dest.to_path_buf(),
+            stage: "copy written to the model cache",
+            source,
+            hint:
+                "check the disk behind --model-cache-dir (dmesg, fsck), then run the install again",
+        })?;
+    fs::set_permissions(&tmp_path, fs::Permissions::from_mode(0o644)).map_err(io_err(&tmp_path))?;
+    tmp.persist(dest).map_err(|e| io_err(dest)(e.error))?;
+    File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(parent))?;
+    Ok(())
+}
+
+fn payload_mismatch(dest: &Path, source: BlobMismatch) -> FilesError {
+    FilesError::Mismatch {
+        path: dest.to_path_buf(),
+        stage: "payload read from the bundle",
+        source,
+        hint: "the bundle changed after it was verified; check the media and run `atp-installer verify`",
+    }
+}
+
+fn hash_file(path: &Path, progress: &dyn Progress) -> Result<(Digest, u64), FilesError> {
+    let mut f = File::open(path).map_err(io_err(path))?;
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; BUFFER];
+    loop {
+        let n = f.read(&mut buf).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        progress.advance(n as u64);
+    }
+    Ok(h.finish())
+}
+
+/// Remove the regular files under `root/<set>` that `keep` does not list.
+/// Links are never followed nor removed; folders are left in place.
+fn prune_set(root: &Path, set: &str, keep: &HashSet<&str>) -> Result<Vec<String>, FilesError> {
+    let dir = root.join(set);
+    match fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(&dir)(e)),
+    }
+    let mut pruned = Vec::new();
+    let walk = walkdir::WalkDir::new(&dir)
+        .follow_links(false)
+        .follow_root_links(false)
+        .sort_by_file_name();
+    for entry in walk {
+        let entry = entry.map_err(|e| FilesError::Io {
+            path: e
+                .path()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| dir.clone()),
+            source: e.into(),
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Some(rel) = entry
+            .path()
+            .strip_prefix(&dir)
+            .ok()
+            .and_then(|r| r.to_str())
+        else {
+            continue;
+        };
+        if keep.contains(rel) {
+            continue;
+        }
+        fs::remove_file(entry.path()).map_err(io_err(entry.path()))?;
+        pruned.push(format!("{set}/{rel}"));
+    }
+    if !pruned.is_empty() {
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&dir))?;
+    }
+    Ok(pruned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atp_bundle::progress::NoProgress;
+
+    /// A set of in-memory files and a request to write it under `dir`.
+    fn request(dir: &Path, files: &[(&str, &[u8])]) -> (CacheRequest, HashMap<Digest, Vec<u8>>) {
+        let mut blobs = HashMap::new();
+        let mut locations = HashMap::new();
+        let mut set_files = Vec::new();
+        for (i, (path, bytes)) in files.iter().enumerate() {
+            let digest = Digest::of(bytes);
+            blobs.insert(digest.clone(), bytes.to_vec());
+            locations.insert(
+                digest.clone(),
+                BlobLocation {
+                    digest: digest.clone(),
+                    size: bytes.len() as u64,
+                    media_type: atp_bundle::format::media::FILE_LAYER.into(),
+                    header_offset: i as u64 * 512,
+                    data_offset: i as u64 * 512 + 512,
+                },
+            );
+            set_files.push(SetFile {
+                path: path.to_string(),
+                digest,
+                size: bytes.len() as u64,
+            });
+        }
+        let req = CacheRequest {
+            dir: dir.to_path_buf(),
+            prune: false,
+            sets: vec![FileSet {
+                name: "models".into(),
+                reference: "atp-offline/files/models:1".into(),
+                descriptor: Descriptor::of_bytes(atp_bundle::format::media::OCI_MANIFEST, b"{}"),
+                files: set_files,
+            }],
+            locations,
+            omitted: HashSet::new(),
+        };
+        (req, blobs)
+    }
+
+    fn run(
+        req: &CacheRequest,
+        blobs: &HashMap<Digest, Vec<u8>>,
+    ) -> Result<CacheSummary, FilesError> {
+        let open = |loc: &BlobLocation| -> io::Result<Box<dyn Read + '_>> {
+            Ok(Box::new(io::Cursor::new(blobs[&loc.digest].clone())))
+        };
+        write_cache(req, &open, Arc::new(NoProgress))
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = walkdir::WalkDir::new(dir)
+            .min_depth(1)
+            .into_iter()
+            .map(|e| {
+                let e = e.unwrap();
+                e.path()
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn writes_then_skips_what_is_already_there() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (req, blobs) = request(tmp.path(), &[("a/b/w.bin", b"weights"), ("e", b"")]);
+        let s = run(&req, &blobs).unwrap();
+        assert_eq!((s.written, s.unchanged, s.bytes_written), (2, 0, 7));
+        assert_eq!(
+            fs::read(tmp.path().join("models/a/b/w.bin")).unwrap(),
+            b"weights"
+        );
+        assert_eq!(
+            entries(tmp.path()),
+            [
+                "models",
+                "models/a",
+                "models/a/b",
+                "models/a/b/w.bin",
+                "models/e"
+            ]
+        );
+        let s = run(&req, &blobs).unwrap();
+        assert_eq!((s.written, s.unchanged), (0, 2));
+    }
+
+    #[test]
+    fn a_payload_that_does_not_match_leaves_the_previous_version() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (req, mut blobs) = request(tmp.path(), &[("w.bin", b"new weights")]);
+        fs::create_dir_all(tmp.path().join("models")).unwrap();
+        fs::write(tmp.path().join("models/w.bin"), b"old weights").unwrap();
+        let d = Digest::of(b"new weights");
+        // Same size, other bytes: caught by digest.
+        blobs.insert(d.clone(), b"new weighTs".to_vec());
+        let err = run(&req, &blobs).unwrap_err();
+        assert!(
+            matches!(&err, FilesError::Mismatch { stage, .. } if stage.contains("payload")),
+            "{err}"
+        );
+        // Longer: caught by size, as soon as it runs over.
+        blobs.insert(d, b"new weights and more".to_vec());
+        let err = run(&req, &blobs).unwrap_err();
+        assert!(matches!(&err, FilesError::Mismatch { .. }), "{err}");
+        assert_eq!(
+            fs::read(tmp.path().join("models/w.bin")).unwrap(),
+            b"old weights"
+        );
+        assert_eq!(
+            entries(tmp.path()),
+            ["models", "models/w.bin"],
+            "no temp file left"
+        );
+    }
+
+    #[test]
+    fn refuses_links_out_and_checks_everything_before_writing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let cache = tmp.path().join("cache");
+        fs::create_dir_all(cache.join("models")).unwrap();
+        std::os::unix::fs::symlink(out.path(), cache.join("models/z")).unwrap();
+        let (req, blobs) = request(&cache, &[("a.bin", b"a"), ("z/w.bin", b"w")]);
+        let err = run(&req, &blobs).unwrap_err().to_string();
+        assert!(err.contains("outside") && err.contains("models/z"), "{err}");
+        assert!(
+            !cache.join("models/a.bin").exists(),
+            "a.bin sorts first but was written"
+        );
+        assert_eq!(fs::read_dir(out.path()).unwrap().count(), 0);
+
+        // A link that stays inside the cache is a folder like any other.
+        fs::remove_file(cache.join("models/z")).unwrap();
+        fs::create_dir_all(cache.join("models/real")).unwrap();
+        std::os::unix::fs::symlink(cache.join("models/real"), cache.join("models/z")).unwrap();
+        run(&req, &blobs).unwrap();
+        assert_eq!(fs::read(cache.join("models/real/w.bin")).unwrap(), b"w");
+    }
+
+    #[test]
+    fn prune_removes_only_unlisted_regular_files_of_the_set() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        fs::write(out.path().join("victim"), b"v").unwrap();
+        let (mut req, blobs) = request(tmp.path(), &[("keep.bin", b"k")]);
+        fs::create_dir_all(tmp.path().join("models/old")).unwrap();
+        fs::write(tmp.path().join("models/old/gone.bin"), b"g").unwrap();
+        fs::create_dir_all(tmp.path().join("other")).unwrap();
+        fs::write(tmp.path().join("other/x"), b"x").unwrap();
+        std::os::unix::fs::symlink(out.path(), tmp.path().join("models/outlink")).unwrap();
+        std::os::unix::fs::symlink(out.path().join("victim"), tmp.path().join("models/flink"))
+            .unwrap();
+        req.prune = true;
+        let s = run(&req, &blobs).unwrap();
+        assert_eq!(s.pruned, ["models/old/gone.bin"]);
+        assert_eq!(
+            entries(tmp.path()),
+            [
+                "models",
+                "models/flink",
+                "models/keep.bin",
+                "models/old",
+                "models/outlink",
+                "other",
+                "other/x"
+            ]
+        );
+        assert_eq!(fs::read(out.path().join("victim")).unwrap(), b"v");
+    }
+
+    #[test]
+    fn a_delta_file_missing_from_the_cache_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut req, blobs) = request(tmp.path(), &[("a", b"a"), ("w", b"w")]);
+        let d = Digest::of(b"w");
+        req.locations.remove(&d);
+        req.omitted.insert(d.clone());
+        let err = run(&req, &blobs).unwrap_err();
+        assert!(matches!(err, FilesError::NotCarried { .. }), "{err}");
+        assert!(!tmp.path().join("models/a").exists());
+        // Once the cache has it, the delta installs.
+        fs::create_dir_all(tmp.path().join("models")).unwrap();
+        fs::write(tmp.path().join("models/w"), b"w").unwrap();
+        let s = run(&req, &blobs).unwrap();
+        assert_eq!((s.written, s.unchanged), (1, 1));
+    }
+}
