@@ -28,6 +28,11 @@ impl Scope {
     pub(crate) fn push(repo: &str) -> Self {
         Self(vec![format!("repository:{repo}:pull,push")])
     }
+    /// Cancelling an upload session is a `DELETE`, which distribution
+    /// authorizes as the `delete` action.
+    pub(crate) fn delete(repo: &str) -> Self {
+        Self(vec![format!("repository:{repo}:delete")])
+    }
     pub(crate) fn with_pull(mut self, repo: &str) -> Self {
         let s = format!("repository:{repo}:pull");
         if !self.0.contains(&s) {

@@ -1,7 +1,9 @@
 //! Prove push permission without pushing: open a blob upload session with a
 //! push-scoped request (`POST /v2/<repo>/blobs/uploads/`, which runs the
 //! registry's real auth, TLS and authorization path) and cancel it at once
-//! (`DELETE` on the session's `Location`).
+//! (`DELETE` on the session's `Location`, with a `delete`-scoped token under
+//! token auth, as distribution requires; where that is refused the session is
+//! left for the registry's upload purging, and the caller is told).
 //!
 //! Never sends a byte of blob data, never commits an upload, never touches a
 //! manifest or tag. The only trace on the registry is a cancelled session.
@@ -66,7 +68,7 @@ impl Client {
                 &session,
                 Default::default(),
                 ReqBody::Empty,
-                &scope,
+                &Scope::delete(repo.name()),
             )
             .await
         {

@@ -88,12 +88,15 @@ fn storage_files(reg: &Registry) -> BTreeSet<(String, u64)> {
     out
 }
 
-/// Only reads, plus one upload session per repository opened and cancelled.
+/// Only reads, plus one upload session per repository opened and cancelled
+/// (and requests refused with an auth challenge).
 fn assert_only_reads_and_cancelled_sessions(log: &[Access], repositories: usize) {
     let (mut opened, mut cancelled) = (0, 0);
     for a in log {
         match a.method.as_str() {
             "GET" | "HEAD" => {}
+            // An auth challenge: refused before anything happened.
+            _ if a.status == 401 => {}
             "POST" if a.path.ends_with("/blobs/uploads/") && a.status == 202 => opened += 1,
             "DELETE" if a.path.contains("/blobs/uploads/") && a.status == 204 => cancelled += 1,
             _ => panic!("simulate sent a write: {a}\nfull log: {log:#?}"),
@@ -700,4 +703,43 @@ exit 0
     assert_eq!(plan["uploaded"], done["uploaded"]);
     assert_eq!(plan["mounted"], done["mounted"]);
     assert_eq!(plan["manifests_pushed"], done["manifests_pushed"]);
+}
+
+#[test]
+fn against_a_token_registry_push_permission_is_asked_with_a_push_scope_per_repository() {
+    let reg = Registry::token();
+    let w = Work::new();
+    assert_ok(&w.create_demo("b.tar", &[]), "create");
+    let before = storage_files(&reg);
+    let mark = reg.access_mark();
+    let out = simulate(&w, &reg, "b.tar", &[]);
+    assert_ok(&out, "simulate (token auth)");
+    assert_eq!(json(&out)["ok"], true);
+    assert_only_reads_and_cancelled_sessions(&reg.access_log_since(mark), 3);
+    assert_only_session_residue(&before, &storage_files(&reg));
+    let pushes: BTreeSet<String> = reg
+        .token_requests()
+        .iter()
+        .filter(|t| t.status == 200)
+        .flat_map(|t| t.scopes.clone())
+        .filter(|s| s.ends_with(":pull,push") || s.ends_with(":push,pull"))
+        .collect();
+    for img in ["router", "model-loader", "metrics-exporter"] {
+        assert!(
+            pushes
+                .iter()
+                .any(|s| s.contains(&format!("docker.io/atp/{img}:"))),
+            "no push-scoped token for {img}: {pushes:?}"
+        );
+    }
+    // Wrong password: caught as a credentials problem.
+    let out = simulate_with(
+        &w,
+        &["simulate"],
+        "b.tar",
+        &target_flags(&reg),
+        Some("wrong"),
+        &[],
+    );
+    assert_fails_with(&out, &["[credentials]"]);
 }
