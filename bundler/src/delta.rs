@@ -3,8 +3,8 @@
 //! (`--site-inventory`), and decide which image and file layers the new
 //! bundle leaves out.
 //!
-//! A base bundle is opened (its index, config and entry list are read) but
-//! not verified: what it claims is only a hint. An omitted layer is named by
+//! A base bundle (a tar, seekable zstd or split volumes) is opened (its
+//! index, config and entry list are read) but not verified: what it claims is only a hint. An omitted layer is named by
 //! digest in the signed bundle config, and the installer confirms every one
 //! in the site registry before it pushes anything, so a wrong hint makes an
 //! install stop cleanly, never install the wrong bytes. This module never
@@ -85,10 +85,18 @@ pub fn load(sources: &DeltaSources) -> Result<SiteHas, DeltaError> {
 /// A base bundle: every blob it carries, and every blob it relied on itself
 /// (an installed delta's omissions were confirmed in the registry).
 fn add_base_bundle(has: &mut SiteHas, path: &Path) -> Result<(), DeltaError> {
-    let b = Bundle::open(path).map_err(|source| DeltaError::Base {
+    let base_err = |source| DeltaError::Base {
         path: path.to_path_buf(),
         source,
+    };
+    // A tar, a seekable zstd file or split volumes, as the site received it.
+    let input = atp_bundle::media::BundleInput::open(path, &[], None).map_err(|e| {
+        base_err(atp_bundle::open::OpenError::NotABundle {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
     })?;
+    let b = Bundle::open_from(path, input.tar()).map_err(base_err)?;
     let config = b.config.as_ref().ok_or_else(|| DeltaError::BaseConfig {
         path: path.to_path_buf(),
     })?;

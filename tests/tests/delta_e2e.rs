@@ -186,12 +186,22 @@ fn a_delta_carries_only_the_changed_layer_and_installs_over_v1() {
     assert_ok(&out, "create v2 --site-inventory");
     let out = create(&w, &v2, "v2-full.tar", &[]);
     assert_ok(&out, "create v2 full");
-    // Both ways see the same site: the same omissions, the same base, the
-    // same signed bytes.
-    assert_eq!(
-        sha256_file(&w.path("v2-base.tar")),
-        sha256_file(&w.path("v2-inv.tar"))
+    // The base as it was shipped, compressed: read in place.
+    assert_ok(
+        &create(&w, &v1, "v1z.tar", &["--compress", "zstd"]),
+        "create v1 zstd",
     );
+    let out = create(&w, &v2, "v2-zbase.tar", &["--base", "v1z.tar.zst"]);
+    assert_ok(&out, "create v2 --base v1z.tar.zst");
+    // All three ways see the same site: the same omissions, the same base,
+    // the same signed bytes.
+    for other in ["v2-inv.tar", "v2-zbase.tar"] {
+        assert_eq!(
+            sha256_file(&w.path("v2-base.tar")),
+            sha256_file(&w.path(other)),
+            "{other}"
+        );
+    }
     let size = std::fs::metadata(w.path("v2-base.tar")).unwrap().len();
     assert!(
         size < LAYER as u64 + (1 << 20),
