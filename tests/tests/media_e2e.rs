@@ -91,7 +91,12 @@ fn split_volumes_verify_inspect_and_install_in_place_without_touching_the_media(
     let before = (snapshot(&w.path("usb1")), snapshot(&w.path("usb2")));
 
     let plain_verify = json(&w.installer(&["verify", "plain.tar", "--key", &w.pubkey(), "--json"]));
-    for given in ["usb1", "usb1/b.tar.001", "usb1/b.tar.volumes.json"] {
+    for given in [
+        "usb1",
+        "usb1/b.tar",
+        "usb1/b.tar.001",
+        "usb1/b.tar.volumes.json",
+    ] {
         let out = w.installer(&[
             "verify",
             given,

@@ -108,6 +108,18 @@ impl BundleInput {
             let p = p.to_path_buf();
             move |source| MediaError::Io { path: p, source }
         };
+        if !path.exists() {
+            // `demo.tar` when only its volumes (or `demo.tar.zst`) are there.
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            for suffix in [VOLUMES_SUFFIX, ".zst.volumes.json"] {
+                let vj = name
+                    .as_ref()
+                    .map(|n| path.with_file_name(format!("{n}{suffix}")));
+                if let Some(vj) = vj.filter(|p| p.is_file()) {
+                    return Self::open_volumes(path, &vj, volumes_from, key);
+                }
+            }
+        }
         let meta = std::fs::metadata(path).map_err(io_err(path))?;
         let unrec = |reason: String| MediaError::Unrecognized {
             path: path.to_path_buf(),
