@@ -830,18 +830,21 @@ impl Simulation {
     pub fn to_text(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "bundle {} {} ({} #{}) {}: verified",
-            self.name.as_deref().unwrap_or("?"),
-            self.version.as_deref().unwrap_or("?"),
-            self.channel.as_deref().unwrap_or("?"),
-            self.sequence.unwrap_or(0),
-            self.index_digest
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_else(|| "(not verified)".into())
-        );
+        match &self.index_digest {
+            Some(d) => {
+                let _ = writeln!(
+                    s,
+                    "bundle {} {} ({} #{}) {d}: verified",
+                    self.name.as_deref().unwrap_or("?"),
+                    self.version.as_deref().unwrap_or("?"),
+                    self.channel.as_deref().unwrap_or("?"),
+                    self.sequence.unwrap_or(0),
+                );
+            }
+            None => {
+                let _ = writeln!(s, "bundle {}: not verified", self.bundle.display());
+            }
+        }
         if let Some(r) = &self.rollback {
             let _ = writeln!(s, "rollback check: {r}");
         }

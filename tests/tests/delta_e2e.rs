@@ -97,7 +97,10 @@ fn install_with_state(w: &Work, reg: &Registry, bundle: &str, state: &str) -> Ou
     w.installer(&a)
 }
 
+/// `atp-installer inventory` into `out`, feeding the password on stdin
+/// when the registry wants one; returns the file's JSON.
 fn inventory(w: &Work, reg: &Registry, state: &str, out: &str) -> serde_json::Value {
+    use std::io::Write;
     let mut args: Vec<String> = vec![
         "inventory".into(),
         "--state-dir".into(),
@@ -107,7 +110,17 @@ fn inventory(w: &Work, reg: &Registry, state: &str, out: &str) -> serde_json::Va
     ];
     args.extend(target_flags(reg));
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = w.installer(&a);
+    let mut c = w.installer_cmd(&a);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some((_, p)) = reg.credentials() {
+        stdin.write_all(p.as_bytes()).unwrap();
+    }
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
     assert_ok(&o, "inventory");
     let text = std::fs::read_to_string(w.path(out)).unwrap();
     serde_json::from_str(&text).unwrap()
@@ -345,4 +358,51 @@ fn an_inventory_of_a_wiped_registry_lists_nothing_present() {
         sha256_file(&w.path("again.tar")),
         sha256_file(&w.path("v1.tar"))
     );
+}
+
+#[test]
+fn an_inventory_of_an_authenticated_registry_holds_no_secret() {
+    let reg = Registry::basic();
+    let w = Work::new();
+    let spec = demo_spec(&w, "v1.yaml", 1, &[]);
+    assert_ok(&create(&w, &spec, "v1.tar", &[]), "create");
+    let out = install(&w, &reg, "v1.tar", &["--json"]);
+    assert_ok(&out, "install");
+    let index = json(&out)["index_digest"].as_str().unwrap().to_string();
+    let inv = inventory(&w, &reg, "state", "inv.json");
+    assert_eq!(inv["bundles"][0]["index"], index);
+    assert_eq!(inv["bundles"][0]["complete"], true);
+    // Every layer of every demo image is there, each once, sorted.
+    let blobs = strings(&inv["blobs"]);
+    let mut sorted = blobs.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(blobs, sorted);
+    let shared_base_layer =
+        "sha256:657a017ac4e7bca69ecb31424194c262ea28769965c87a4a4779fdb53523f3c2";
+    assert!(blobs.iter().any(|b| b == shared_base_layer), "{blobs:?}");
+    let (_, password) = reg.credentials().unwrap();
+    let raw = std::fs::read_to_string(w.path("inv.json")).unwrap();
+    assert!(!raw.contains(&password), "{raw}");
+
+    // Without the password the registry refuses, and the inventory says so.
+    let mut args: Vec<String> = vec![
+        "inventory".into(),
+        "--state-dir".into(),
+        w.s("state"),
+        "--output".into(),
+        w.s("anon.json"),
+        "--registry".into(),
+        reg.host(),
+        "--plain-http".into(),
+    ];
+    if let Some(ca) = reg.ca_cert_path() {
+        args.truncate(args.len() - 1);
+        args.push("--registry-ca".into());
+        args.push(ca.display().to_string());
+    }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = w.installer(&a);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(!w.path("anon.json").exists());
 }

@@ -743,3 +743,51 @@ fn against_a_token_registry_push_permission_is_asked_with_a_push_scope_per_repos
     );
     assert_fails_with(&out, &["[credentials]"]);
 }
+
+#[test]
+fn the_text_plan_names_images_objects_and_each_problem_with_its_fix() {
+    let reg = Registry::plain();
+    let w = Work::new();
+    assert_ok(&w.create_demo("b.tar", &[]), "create");
+    let host = reg.host();
+    let args = [
+        "simulate",
+        "b.tar",
+        "--key",
+        "k.pub",
+        "--state-dir",
+        "state",
+        "--registry",
+        &host,
+        "--plain-http",
+    ];
+    let out = w.installer_cmd(&args).output().unwrap();
+    assert_ok(&out, "simulate (text)");
+    let plan = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "rollback check: first install on channel \"stable\"",
+        "docker.io/atp/router:1.4.0 -> ",
+        "blobs: ",
+        " to upload (",
+        "objects to apply (",
+        "Deployment/atp-system/atp-router",
+        "host: kubectl v",
+        "cluster: skipped: the install would not apply",
+        "OK: a real install would succeed",
+    ] {
+        assert!(plan.contains(needle), "missing {needle:?} in:\n{plan}");
+    }
+    drop(reg);
+    let out = w.installer_cmd(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        plan.contains("FAILED: 1 problem(s) would stop the install:"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("[registry] the registry 127.0.0.1:"),
+        "{plan}"
+    );
+    assert!(plan.contains("  fix: check --registry"), "{plan}");
+}
