@@ -46,6 +46,8 @@ pub struct InstallOptions {
     pub allow_downgrade: bool,
     /// Retry policy override (tests use fast retries).
     pub retry: Option<RetryPolicy>,
+    /// Verify and push in one read of the media (see [`crate::single_pass`]).
+    pub single_pass: bool,
     /// Write the bundle's file sets under this folder (`DIR/<set>/<path>`).
     pub model_cache_dir: Option<PathBuf>,
     /// Push the file-set artifacts to the registry, mapped like images.
@@ -206,6 +208,8 @@ pub struct Prepared {
     pub relied_on: Vec<(Repository, Digest)>,
     /// The bundle as verified (a tar, volumes or zstd), read in place.
     pub input: Arc<atp_bundle::media::BundleInput>,
+    /// Blobs pushed while verifying (`--single-pass` only).
+    pub early: PushStats,
 }
 
 /// How the rollback check reads the installed sequence.
@@ -219,16 +223,34 @@ pub async fn prepare(
     sequence: &SequenceLookup<'_>,
     progress: Arc<dyn Progress>,
 ) -> Result<Prepared, InstallError> {
-    // 1. Verify everything before any request leaves this machine.
-    let (bundle, key) = (opts.bundle.clone(), opts.key.clone());
-    let volumes_from = opts.volumes_from.clone();
-    let p = progress.clone();
-    let (report, input) = tokio::task::spawn_blocking(move || {
-        let now = time::OffsetDateTime::now_utc();
-        crate::verify::verify_input(&bundle, &volumes_from, &key, now, p)
-    })
-    .await
-    .expect("verify task panicked")?;
+    // 1. Verify everything before any request leaves this machine (or, with
+    // --single-pass, push each blob as it verifies; still no manifest yet).
+    let (report, input, early) = if opts.single_pass {
+        let key = atp_bundle::keys::load_public_file(&opts.key).map_err(|source| {
+            crate::verify::VerifyError::Key {
+                path: opts.key.clone(),
+                source,
+            }
+        })?;
+        let client = target_client(opts)?;
+        let (mut report, input, early) =
+            crate::single_pass::verify_and_push(opts, &key, &client, progress.clone()).await?;
+        report
+            .findings
+            .extend(crate::verify::volume_findings(&input));
+        (report, input, early)
+    } else {
+        let (bundle, key) = (opts.bundle.clone(), opts.key.clone());
+        let volumes_from = opts.volumes_from.clone();
+        let p = progress.clone();
+        let (report, input) = tokio::task::spawn_blocking(move || {
+            let now = time::OffsetDateTime::now_utc();
+            crate::verify::verify_input(&bundle, &volumes_from, &key, now, p)
+        })
+        .await
+        .expect("verify task panicked")?;
+        (report, input, PushStats::default())
+    };
     if !report.is_ok() {
         return Err(InstallError::Rejected {
             path: opts.bundle.clone(),
@@ -281,6 +303,7 @@ pub async fn prepare(
         plans: Vec::new(),
         relied_on: Vec::new(),
         input: Arc::new(input),
+        early,
     };
     let read = |d: &Digest| prepared.read(d);
     let mut plans = Vec::new();
@@ -489,7 +512,7 @@ async fn run(
     delta_in_place(&client, opts, &prepared, true).await?;
 
     // 4. Push: blobs, then manifests, then tags.
-    let (stats, seconds): (PushStats, Vec<f64>) = push::push_all(
+    let (mut stats, seconds): (PushStats, Vec<f64>) = push::push_all(
         &client,
         plans,
         &*prepared.input,
@@ -498,6 +521,12 @@ async fn run(
         progress.clone(),
     )
     .await?;
+    // Blobs pushed while verifying were found in place by push_all.
+    let early = &prepared.early;
+    stats.skipped = stats.skipped.saturating_sub(early.uploaded + early.mounted);
+    stats.uploaded += early.uploaded;
+    stats.mounted += early.mounted;
+    stats.bytes_uploaded += early.bytes_uploaded;
     for (p, s) in plans.iter().zip(&seconds) {
         durations.push((p.target.to_string(), *s));
     }

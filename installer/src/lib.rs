@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod push;
 pub mod render;
 pub mod simulate;
+pub mod single_pass;
 pub mod state;
 pub mod verify;
 pub mod verify_media;

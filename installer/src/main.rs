@@ -155,6 +155,11 @@ struct InstallArgs {
     /// Accept a bundle whose sequence is not newer than the installed one.
     #[arg(long)]
     allow_downgrade: bool,
+    /// For slow media: push each blob as soon as it verifies, in one read.
+    /// Still no manifest, tag, render or apply unless the whole bundle verified;
+    /// a late failure leaves unreferenced blobs in the registry (see docs/guide.md).
+    #[arg(long)]
+    single_pass: bool,
     /// Simulate instead of installing: the same as `atp-installer simulate`.
     #[arg(long)]
     dry_run: bool,
@@ -408,6 +413,7 @@ fn install_options(a: InstallArgs) -> Result<InstallOptions> {
         metrics_file: a.metrics_file,
         allow_downgrade: a.allow_downgrade,
         retry: retry_policy(a.retries, a.retry_max_time),
+        single_pass: a.single_pass,
         model_cache_dir: a.model_cache_dir,
         files_to_registry: a.files_to_registry,
         prune: a.prune,

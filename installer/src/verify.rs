@@ -89,18 +89,24 @@ pub fn verify_input(
         now,
     );
     progress.finish_phase();
-    for (name, status) in input.check_volumes() {
-        if !status.is_good() {
-            report.findings.push(Finding {
-                kind: FindingKind::BadVolume,
-                digest: None,
-                path: Some(name.clone()),
-                offset: 0,
-                message: status.describe(&name),
-            });
-        }
-    }
+    report.findings.extend(volume_findings(&input));
     Ok((report, input))
+}
+
+/// A finding for every volume that read back bad (after a full pass).
+pub fn volume_findings(input: &BundleInput) -> Vec<Finding> {
+    input
+        .check_volumes()
+        .into_iter()
+        .filter(|(_, status)| !status.is_good())
+        .map(|(name, status)| Finding {
+            kind: FindingKind::BadVolume,
+            digest: None,
+            path: Some(name.clone()),
+            offset: 0,
+            message: status.describe(&name),
+        })
+        .collect()
 }
 
 /// Summarize a report for output.

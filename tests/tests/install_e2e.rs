@@ -460,3 +460,44 @@ fn token_auth_registry_install_round_trips() {
     let out = install(&w, &reg, "b.tar", &["--json"]);
     check_installed(&w, &reg, &out);
 }
+
+#[test]
+fn single_pass_installs_and_a_late_bad_blob_pushes_no_manifest() {
+    let reg = Registry::plain();
+    let w = Work::new();
+    assert_ok(&w.create_demo("b.tar", &[]), "create");
+    let out = install(&w, &reg, "b.tar", &["--single-pass", "--json"]);
+    let v = check_installed(&w, &reg, &out);
+    assert!(v["uploaded"].as_u64().unwrap() > 0, "{v}");
+
+    // A flipped byte in the last blob: earlier blobs may land (that is the
+    // documented trade-off), but no manifest and no tag is pushed.
+    let reg = Registry::plain();
+    let w = Work::new();
+    assert_ok(&w.create_demo("b.tar", &[]), "create");
+    let mut bytes = std::fs::read(w.path("b.tar")).unwrap();
+    let mut pos = bytes.len() - 1024 - 1;
+    while bytes[pos] == 0 {
+        pos -= 1;
+    }
+    bytes[pos - 8] ^= 0xff;
+    std::fs::write(w.path("bad.tar"), &bytes).unwrap();
+    let out = install(&w, &reg, "bad.tar", &["--single-pass"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("failed verification"), "{err}");
+    let manifest_writes: Vec<String> = reg
+        .access_log()
+        .iter()
+        .filter(|a| a.method == "PUT" && a.path.contains("/manifests/"))
+        .map(ToString::to_string)
+        .collect();
+    assert!(manifest_writes.is_empty(), "{manifest_writes:?}");
+    assert!(!w.path("state/render").exists(), "nothing may be rendered");
+    // Blobs that verified before the bad one were pushed while verifying:
+    // that is what single-pass buys on slow media.
+    assert!(
+        reg.access_log().iter().any(|a| a.is_blob_upload()),
+        "single-pass pushed nothing while verifying"
+    );
+}
