@@ -2,6 +2,7 @@
 //! library function, so the CLI in `main.rs` stays a thin wrapper.
 //!
 //! - [`create`]: spec → signed bundle
+//! - [`media`]: `create --split-size/--compress`: volumes, seekable zstd
 //! - [`delta`]: what a delta bundle leaves out (`--base`, `--site-inventory`)
 //! - [`selfcheck`]: `create --simulate`, the bundle proves itself self-sufficient
 //! - [`resolve`]: images from registries, OCI layouts, docker archives
