@@ -344,6 +344,9 @@ pub fn receipt_repositories(
     Ok(out)
 }
 
+/// HEAD requests in flight during the delta pre-check.
+const HEADS_IN_FLIGHT: usize = 8;
+
 /// The source of a blob that may only be mounted: a delta does not carry
 /// its bytes, so an upload must never start.
 struct MountOnly;
@@ -391,19 +394,34 @@ pub async fn confirm_omitted(
             sources.push(repo.clone());
         }
     }
+    // Where each blob is: `None` in place, `Some(Some(from))` elsewhere,
+    // `Some(None)` nowhere. Several blobs are looked up at once, in order.
+    let places: Vec<Option<Option<(&Repository, u64)>>> = futures_util::stream::iter(relied_on)
+        .map(|(repo, d)| {
+            let (head, sources) = (&head, &sources);
+            async move {
+                if head(repo, d).await?.is_some() {
+                    return Ok::<_, InventoryError>(None);
+                }
+                for from in sources.iter().filter(|s| *s != repo) {
+                    if let Some(size) = head(from, d).await? {
+                        return Ok(Some(Some((from, size))));
+                    }
+                }
+                Ok(Some(None))
+            }
+        })
+        .buffered(HEADS_IN_FLIGHT)
+        .try_collect()
+        .await?;
     let mut missing = Vec::new();
     let mut mounts = Vec::new();
-    'blobs: for (repo, d) in relied_on {
-        if head(repo, d).await?.is_some() {
-            continue;
+    for ((repo, d), place) in relied_on.iter().zip(places) {
+        match place {
+            None => {}
+            Some(Some((from, size))) => mounts.push((repo, d, from, size)),
+            Some(None) => missing.push(format!("  {d} (for {repo})")),
         }
-        for from in sources.iter().filter(|s| *s != repo) {
-            if let Some(size) = head(from, d).await? {
-                mounts.push((repo, d, from, size));
-                continue 'blobs;
-            }
-        }
-        missing.push(format!("  {d} (for {repo})"));
     }
     if !missing.is_empty() || !mount {
         return Ok(missing);
