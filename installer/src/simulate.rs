@@ -103,6 +103,8 @@ pub struct HostReport {
     pub state_dir: Option<SpaceCheck>,
     /// Only when `--render-to` puts the render outside the state dir.
     pub render_dir: Option<SpaceCheck>,
+    /// Only with `--model-cache-dir`: every file of the bundle's file sets.
+    pub model_cache_dir: Option<SpaceCheck>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -770,7 +772,11 @@ fn space(
                 path.display(),
                 free_inodes.map(|i| format!(" and {i} inodes")).unwrap_or_default()
             ),
-            fix: format!("free space on {} or pass a {} on a larger filesystem", measured.display(), if what == "state dir" { "--state-dir" } else { "--render-to" }),
+            fix: format!("free space on {} or pass a {} on a larger filesystem", measured.display(), match what {
+                "state dir" => "--state-dir",
+                "model cache dir" => "--model-cache-dir",
+                _ => "--render-to",
+            }),
         });
     }
     if rustix::fs::access(&measured, rustix::fs::Access::WRITE_OK).is_err() {
@@ -824,6 +830,17 @@ fn space_checks(
         }
     }
     sim.host.state_dir = space(&opts.state_dir, state_bytes, state_files, "state dir", sim);
+    if let Some(dir) = &opts.model_cache_dir {
+        // An upper bound: files already there and unchanged are not rewritten.
+        let files = report.config.as_ref().map(|c| &c.files[..]).unwrap_or(&[]);
+        let bytes = files.iter().map(|f| block(f.size)).sum();
+        sim.host.model_cache_dir = space(dir, bytes, files.len() as u64, "model cache dir", sim);
+    }
+    if opts.files_to_registry {
+        sim.notes.push(
+            "--files-to-registry: the file-set artifacts are not part of the blob plan above; push permission is checked for the image repositories only".into(),
+        );
+    }
 }
 
 impl Simulation {
@@ -886,9 +903,13 @@ impl Simulation {
             self.host.kubectl.as_deref().unwrap_or("missing"),
             self.host.kustomize.as_deref().unwrap_or("missing")
         );
-        for c in [&self.host.state_dir, &self.host.render_dir]
-            .into_iter()
-            .flatten()
+        for c in [
+            &self.host.state_dir,
+            &self.host.render_dir,
+            &self.host.model_cache_dir,
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = writeln!(
                 s,

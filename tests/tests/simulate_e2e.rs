@@ -791,3 +791,34 @@ fn the_text_plan_names_images_objects_and_each_problem_with_its_fix() {
     );
     assert!(plan.contains("  fix: check --registry"), "{plan}");
 }
+
+#[test]
+fn a_model_cache_dir_too_small_for_the_bundles_files_is_caught() {
+    let reg = Registry::plain();
+    let w = Work::new();
+    std::fs::create_dir_all(w.path("models")).unwrap();
+    std::fs::write(w.path("models/weights.bin"), vec![7u8; 300 << 10]).unwrap();
+    let spec = format!(
+        "metadata: {{name: atp-models, version: '1.0'}}\nspec:\n  channel: models\n  sequence: 1\n  files:\n    - {{name: models, source: \"{}\"}}\n",
+        w.path("models").display()
+    );
+    std::fs::write(w.path("m.yaml"), spec).unwrap();
+    assert_ok(
+        &w.bundler(&[
+            "create", "--spec", "m.yaml", "--key", "k.key", "--output", "m.tar",
+        ]),
+        "create",
+    );
+    let small = Tmpfs::mount(w.path("small"), "64k");
+    let cache = small.0.join("models").display().to_string();
+    let out = simulate(&w, &reg, "m.tar", &["--model-cache-dir", &cache]);
+    assert_fails_with(&out, &["[space]", "--model-cache-dir"]);
+    let check = json(&out)["host"]["model_cache_dir"].clone();
+    assert_eq!(check["needed_bytes"], 300 << 10, "{check:#}");
+    assert!(!small.0.join("models").exists());
+    drop(small);
+    assert_ok(
+        &simulate(&w, &reg, "m.tar", &["--model-cache-dir", &w.s("cache")]),
+        "simulate with room for the model cache",
+    );
+}
