@@ -26,7 +26,7 @@ use super::{Cursor, ReadAt};
 /// Why a bundle could not be opened from its media.
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
-    #[error("{path}: {source}")]
+    #[error("cannot read {path}: {source}\nhint: check the path, and that the media is mounted")]
     Io {
         path: PathBuf,
         #[source]
