@@ -144,8 +144,6 @@ pub enum FilesError {
         missing: Vec<String>,
     },
     #[error(transparent)]
-    Media(atp_bundle::media::MediaError),
-    #[error(transparent)]
     Mapping(#[from] mapping::MappingError),
     #[error(transparent)]
     Registry(#[from] atp_registry::Error),
@@ -221,13 +219,15 @@ pub fn file_sets(
 }
 
 /// Run the model-file steps `opts` asks for: the registry push first, then
-/// the model cache.
+/// the model cache. Payloads are read only through `input`, the bundle as
+/// opened for verification (plain tar, seekable zstd or split volumes).
 pub async fn install(
     opts: &InstallOptions,
     report: &Report,
     client: &Client,
     locations: &HashMap<Digest, BlobLocation>,
     read: &(dyn Fn(&Digest) -> Result<Vec<u8>, String> + Sync),
+    input: Arc<BundleInput>,
     progress: Arc<dyn Progress>,
 ) -> Result<FilesOutcome, FilesError> {
     let mut outcome = FilesOutcome::default();
@@ -250,6 +250,7 @@ pub async fn install(
             report,
             client,
             &sets,
+            &input,
             locations,
             read,
             &omitted,
@@ -267,13 +268,9 @@ pub async fn install(
             locations: locations.clone(),
             omitted,
         };
-        let bundle = opts.bundle.clone();
+        let tar = input.tar();
         let summary = tokio::task::spawn_blocking(move || {
-            // Payloads are read only through the bundle's positional reads
-            // (a plain tar, seekable zstd or split volumes alike). No key:
-            // every payload is checked against the verified digests anyway.
-            let input = BundleInput::open(&bundle, &[], None).map_err(FilesError::Media)?;
-            let tar = input.tar();
+            // Positional reads over the bundle's tar stream, wherever it lives.
             let open = |loc: &BlobLocation| -> io::Result<Box<dyn Read + '_>> {
                 let end = loc.data_offset + loc.size;
                 Ok(Box::new(Cursor::new(tar.clone(), loc.data_offset, end)))
@@ -323,6 +320,7 @@ async fn push_sets(
     report: &Report,
     client: &Client,
     sets: &[FileSet],
+    input: &BundleInput,
     locations: &HashMap<Digest, BlobLocation>,
     read: &(dyn Fn(&Digest) -> Result<Vec<u8>, String> + Sync),
     omitted: &HashSet<Digest>,
@@ -361,7 +359,7 @@ async fn push_sets(
     let (stats, _) = push::push_all(
         client,
         &images,
-        &opts.bundle,
+        input,
         locations,
         opts.concurrency,
         progress,

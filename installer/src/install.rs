@@ -540,6 +540,7 @@ async fn run(
         &client,
         locations,
         &read_blob,
+        prepared.input.clone(),
         progress.clone(),
     )
     .await?;

@@ -5,7 +5,8 @@
 //! files), refused when tampered before anything reaches the cache, refused
 //! when a link leads out of the cache, and pushed to a real registry, where
 //! both our own client and the real ORAS client (the `oras` PyPI package)
-//! read every file back by `org.opencontainers.image.title`.
+//! read every file back by `org.opencontainers.image.title`; and a file
+//! larger than a split volume is installed from the volumes, both ways.
 
 mod common;
 
@@ -92,13 +93,17 @@ fn stamps(dir: &Path) -> BTreeMap<String, (u64, i64)> {
 
 /// Write a files-only spec and create the bundle `out`.
 fn bundle_files(w: &Work, out: &str, models: &Path, sequence: u64) {
+    bundle_files_with(w, out, models, sequence, &[]);
+}
+
+fn bundle_files_with(w: &Work, out: &str, models: &Path, sequence: u64, extra: &[&str]) {
     let spec = format!(
         "metadata: {{name: atp-models, version: 1.0.{sequence}}}\nspec:\n  channel: models\n  sequence: {sequence}\n  files:\n    - {{name: models, source: \"{}\"}}\n",
         models.display()
     );
     let spec_path = w.path(&format!("spec-{sequence}.yaml"));
     std::fs::write(&spec_path, spec).unwrap();
-    let mut c = w.bundler_cmd(&[
+    let mut args = vec![
         "create",
         "--spec",
         spec_path.to_str().unwrap(),
@@ -106,7 +111,9 @@ fn bundle_files(w: &Work, out: &str, models: &Path, sequence: u64) {
         "k.key",
         "--output",
         out,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let mut c = w.bundler_cmd(&args);
     c.env("SOURCE_DATE_EPOCH", "1790000000");
     assert_ok(&c.output().unwrap(), "create");
 }
@@ -414,6 +421,28 @@ fn links_that_lead_out_of_the_cache_are_refused() {
     assert_eq!(std::fs::read(&target).unwrap(), b"untouched");
 }
 
+/// `oras.client.OrasClient(...).pull(target, outdir)` with the `oras` PyPI
+/// package from the repo venv; asserts it wrote six files.
+fn oras_pull(w: &Work, reg: &Registry, target: &str, outdir: &Path) {
+    std::fs::create_dir_all(outdir).unwrap();
+    let script = "import sys, oras.client\n\
+        c = oras.client.OrasClient(hostname=sys.argv[1], insecure=True)\n\
+        files = c.pull(target=sys.argv[2], outdir=sys.argv[3])\n\
+        print(len(files))\n";
+    let out = std::process::Command::new(oras_python())
+        .args(["-c", script, &reg.host(), target, outdir.to_str().unwrap()])
+        .env("DOCKER_CONFIG", w.path("docker"))
+        .output()
+        .unwrap();
+    assert_ok(&out, "oras pull");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "6",
+        "{}",
+        text(&out)
+    );
+}
+
 fn oras_python() -> PathBuf {
     let py = repo_root().join(".venv/bin/python");
     assert!(
@@ -485,23 +514,7 @@ fn files_to_registry_are_read_back_by_title_with_our_client_and_with_oras() {
 
     // 2. The real ORAS client pulls the same tree.
     let outdir = w.path("oras-out");
-    std::fs::create_dir_all(&outdir).unwrap();
-    let script = "import sys, oras.client\n\
-        c = oras.client.OrasClient(hostname=sys.argv[1], insecure=True)\n\
-        files = c.pull(target=sys.argv[2], outdir=sys.argv[3])\n\
-        print(len(files))\n";
-    let out = std::process::Command::new(oras_python())
-        .args(["-c", script, &reg.host(), &target, outdir.to_str().unwrap()])
-        .env("DOCKER_CONFIG", w.path("docker"))
-        .output()
-        .unwrap();
-    assert_ok(&out, "oras pull");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "6",
-        "{}",
-        text(&out)
-    );
+    oras_pull(&w, &reg, &target, &outdir);
     assert_eq!(tree(&outdir), original);
     assert_eq!(
         std::fs::metadata(outdir.join("empty.txt")).unwrap().len(),
@@ -512,4 +525,41 @@ fn files_to_registry_are_read_back_by_title_with_our_client_and_with_oras() {
     let v = install_json(&w, &reg, "b.tar", &["--files-to-registry"]);
     assert_eq!(v["model_files"]["registry_stats"]["uploaded"], 0);
     assert_eq!(v["model_files"]["registry_stats"]["skipped"], 6);
+}
+
+#[test]
+fn files_larger_than_a_volume_install_from_split_volumes() {
+    let reg = Registry::plain();
+    let w = Work::new();
+    let models = w.path("models");
+    make_models(&models);
+    std::fs::create_dir_all(w.path("usb")).unwrap();
+    // 1 MiB volumes: the 5 MiB weights span six of them.
+    bundle_files_with(&w, "usb/b.tar", &models, 1, &["--split-size", "1048576"]);
+    let volumes: Vec<_> = std::fs::read_dir(w.path("usb"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("b.tar.0"))
+        .collect();
+    assert!(volumes.len() >= 6, "{volumes:?}");
+    assert!(!w.path("usb/b.tar").exists());
+
+    let cache = w.path("cache");
+    let v = install_json(
+        &w,
+        &reg,
+        "usb/b.tar.volumes.json",
+        &[
+            "--model-cache-dir",
+            cache.to_str().unwrap(),
+            "--files-to-registry",
+        ],
+    );
+    assert_eq!(cache_counts(&v), (6, 0));
+    assert_eq!(tree(&cache.join("models")), tree(&models));
+    // The registry copy came from the volumes too: ORAS reads it back whole.
+    let outdir = w.path("oras-out");
+    let target = format!("{}/atp-offline/files/models:1.0.1", reg.host());
+    oras_pull(&w, &reg, &target, &outdir);
+    assert_eq!(tree(&outdir), tree(&models));
 }
