@@ -527,7 +527,10 @@ async fn fill(
             .map_err(|e| blob_err("docker archive", e))?
         }
         BlobFrom::Origin(Origin::Registry(client, repo)) => {
-            client.fetch_blob_to(&repo, digest, size, &mut sink).await?;
+            // The slot hashes every byte and checks the digest in `finish`.
+            client
+                .fetch_blob_to_checking_sink(&repo, digest, size, &mut sink)
+                .await?;
             sink
         }
     };

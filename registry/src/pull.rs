@@ -442,6 +442,37 @@ impl Client {
     where
         W: AsyncWrite + Unpin + ?Sized,
     {
+        self.fetch_blob_inner(repo, d, size, sink, true).await
+    }
+
+    /// [`Client::fetch_blob_to`] for a sink that hashes what it is given and
+    /// refuses a digest mismatch itself (the bundle writer's blob slots), so
+    /// that each byte is hashed once. The size is still enforced here: never
+    /// more than `size` bytes reach `sink`, and fewer is an error.
+    pub async fn fetch_blob_to_checking_sink<W>(
+        &self,
+        repo: &Repository,
+        d: &Digest,
+        size: u64,
+        sink: &mut W,
+    ) -> Result<(), Error>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        self.fetch_blob_inner(repo, d, size, sink, false).await
+    }
+
+    async fn fetch_blob_inner<W>(
+        &self,
+        repo: &Repository,
+        d: &Digest,
+        size: u64,
+        sink: &mut W,
+        hash: bool,
+    ) -> Result<(), Error>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
         let _permit = self
             .inner
             .transfers
@@ -450,27 +481,31 @@ impl Client {
             .expect("semaphore never closed");
         let reg = self.registry(repo)?;
         let url = reg.url(repo, &format!("blobs/{d}"));
-        let mut hasher = Hasher::new();
+        let mut hasher = hash.then(Hasher::new);
+        let mut got = 0u64;
         let mut backoff = self.inner.opts.retry.start();
         let blob_err = |source| Error::Blob {
             url: url.to_string(),
             source,
         };
         loop {
-            let offset = hasher.len();
+            let offset = got;
             let resp = self.blob_get(&reg, repo, &url, d, size, offset).await?;
             let mut body = resp.bytes_stream();
             let mut failure = None;
             while let Some(chunk) = body.next().await {
                 match chunk {
                     Ok(chunk) => {
-                        hasher.update(&chunk);
-                        if hasher.len() > size {
+                        got += chunk.len() as u64;
+                        if got > size {
                             return Err(blob_err(BlobMismatch::Size {
                                 expected: d.clone(),
                                 expected_size: size,
-                                found_size: hasher.len(),
+                                found_size: got,
                             }));
+                        }
+                        if let Some(h) = hasher.as_mut() {
+                            h.update(&chunk);
                         }
                         sink.write_all(&chunk).await.map_err(|source| Error::Sink {
                             digest: d.clone(),
@@ -492,7 +527,7 @@ impl Client {
             match backoff.next_delay(None) {
                 Some(delay) => {
                     tracing::warn!(
-                        url = %url, got = hasher.len(), of = size, error = %crate::client::first_line(&err),
+                        url = %url, got, of = size, error = %crate::client::first_line(&err),
                         "blob download interrupted; resuming, retrying ({} tries left)", backoff.tries_left()
                     );
                     tokio::time::sleep(delay).await;
@@ -512,7 +547,15 @@ impl Client {
             digest: d.clone(),
             source,
         })?;
-        hasher.check(d, size).map_err(blob_err)
+        match hasher {
+            Some(h) => h.check(d, size).map_err(blob_err),
+            None if got != size => Err(blob_err(BlobMismatch::Size {
+                expected: d.clone(),
+                expected_size: size,
+                found_size: got,
+            })),
+            None => Ok(()),
+        }
     }
 }
 
