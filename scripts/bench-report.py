@@ -99,6 +99,8 @@ def main():
     L.append(f"- {machine.get('cores')} cores, {machine.get('cpu')}, {machine.get('mem_gib')} GiB RAM; "
              f"SHA-NI: **{machine.get('sha_ni')}** (`grep sha_ni /proc/cpuinfo`)")
     L.append(f"- Linux {machine.get('kernel')}, scratch on {machine.get('fs')}; everything on 127.0.0.1, plain HTTP")
+    L.append(f"- Load average when the run started: {machine.get('load')} "
+             f"({machine.get('others')} compiler processes of other work were running; the machine is shared)")
     L.append(f"- skopeo {machine.get('skopeo')}, docker-registry (Debian) {machine.get('registry')}, "
              f"OpenSSL {machine.get('openssl')}, coreutils {machine.get('coreutils')}")
     L.append("")

@@ -142,6 +142,8 @@ export ATP_KEY_PASSWORD=""
   echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "runs=$RUNS"
   echo "tiny=${BENCH_TINY:-}"
+  echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "others=$(ps -eo comm= | grep -cE '^(rustc|cargo|cc1|ld|rust-lld)$' || true)"
 } > "$OUT/machine.env"
 
 # ---------------------------------------------------------------- one workload
