@@ -202,7 +202,9 @@ fn each_damaged_volume_is_named() {
     assert!(vf.volumes.len() >= 4);
 
     type Damage = fn(&Work, &str);
-    let cases: &[(&str, Damage, &[(&str, &str)])] = &[
+    /// Name, how to damage the copy, and the status expected per volume.
+    type Case<'a> = (&'a str, Damage, &'a [(&'a str, &'a str)]);
+    let cases: &[Case] = &[
         (
             "missing",
             |w, d| std::fs::remove_file(w.path(&format!("{d}/b.tar.002"))).unwrap(),
