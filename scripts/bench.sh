@@ -8,7 +8,8 @@
 # Environment: BENCH_RUNS ("A:3 B:1 C:3", the order is the order of work),
 # BENCH_BUDGET (seconds, default 1140: a further run of a workload is skipped
 # when the previous one says it would end past the budget; the doc says so),
-# BENCH_DIR (scratch, default ./bench-out), BENCH_DOC (default docs/PERFORMANCE.md),
+# BENCH_DIR (scratch, default ./bench-out; needs about 5x the largest workload),
+# BENCH_B_MIB (shrink B from 4096 MiB), BENCH_DOC (default docs/PERFORMANCE.md),
 # CARGO_TARGET_DIR (where the release binaries are).
 #
 # Every timed command runs under /usr/bin/time (wall seconds and peak RSS).
@@ -60,7 +61,8 @@ if [ -n "${BENCH_TINY:-}" ]; then
 else
   RUNS=${BENCH_RUNS:-"A:3 B:1 C:3"}
   DOC=${BENCH_DOC:-docs/PERFORMANCE.md}
-  gen_args() { :; }
+  # BENCH_B_MIB: a smaller B where the scratch space cannot hold ~5 copies of 4 GiB.
+  gen_args() { if [ "$1" = B ] && [ -n "${BENCH_B_MIB:-}" ]; then echo "--total-mib $BENCH_B_MIB"; fi; }
 fi
 for b in atp-bundler atp-installer gen-workload bench-limit; do
   [ -x "$BIN/$b" ] || { echo "bench: $BIN/$b is missing; run: cargo build --release --workspace --bins" >&2; exit 1; }
