@@ -142,26 +142,43 @@ pub enum InstallError {
 
 /// Build the client for the site registry.
 pub fn target_client(opts: &InstallOptions) -> Result<Client, InstallError> {
+    Ok(site_client(
+        &opts.registry,
+        opts.plain_http,
+        opts.registry_ca.as_deref(),
+        opts.credentials.as_ref(),
+        opts.concurrency,
+        opts.retry.as_ref(),
+    )?)
+}
+
+/// A client for one site registry with the installer's flags: plain HTTP
+/// only when asked, an extra CA, credentials, concurrency and retries.
+pub fn site_client(
+    registry: &str,
+    plain_http: bool,
+    ca_file: Option<&std::path::Path>,
+    credentials: Option<&(String, String)>,
+    concurrency: usize,
+    retry: Option<&RetryPolicy>,
+) -> Result<Client, atp_registry::Error> {
     let mut copts = ClientOptions {
-        concurrency: opts.concurrency.max(1),
+        concurrency: concurrency.max(1),
         ..ClientOptions::default()
     };
-    if let Some(r) = &opts.retry {
+    if let Some(r) = retry {
         copts.retry = r.clone();
     }
     copts.registries.insert(
-        opts.registry.clone(),
+        registry.to_string(),
         RegistryConfig {
-            plain_http: opts.plain_http,
-            ca_file: opts.registry_ca.clone(),
-            credentials: opts
-                .credentials
-                .as_ref()
-                .map(|(u, p)| Credentials::new(u, p)),
+            plain_http,
+            ca_file: ca_file.map(Into::into),
+            credentials: credentials.map(|(u, p)| Credentials::new(u, p)),
             ..Default::default()
         },
     );
-    Ok(Client::new(copts)?)
+    Client::new(copts)
 }
 
 /// Run `install`, counting the run in the metrics whatever the outcome.

@@ -22,10 +22,7 @@ use atp_bundle::format::inventory::{
     Gone, InventoryBundle, SiteInventory, INVENTORY_FORMAT, INVENTORY_KIND,
 };
 use atp_bundle::Digest;
-use atp_registry::{
-    BlobSource, Client, ClientOptions, Credentials, ManifestKind, Reference, RegistryConfig,
-    Repository, RetryPolicy,
-};
+use atp_registry::{BlobSource, Client, ManifestKind, Reference, Repository, RetryPolicy};
 use futures_util::future::BoxFuture;
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Deserialize;
@@ -134,26 +131,15 @@ fn receipts(
 
 /// A client for the site registry.
 fn client(opts: &InventoryOptions) -> Result<Client, InventoryError> {
-    let mut copts = ClientOptions {
-        concurrency: opts.concurrency.max(1),
-        ..ClientOptions::default()
-    };
-    if let Some(r) = &opts.retry {
-        copts.retry = r.clone();
-    }
-    copts.registries.insert(
-        opts.registry.clone(),
-        RegistryConfig {
-            plain_http: opts.plain_http,
-            ca_file: opts.registry_ca.clone(),
-            credentials: opts
-                .credentials
-                .as_ref()
-                .map(|(u, p)| Credentials::new(u, p)),
-            ..Default::default()
-        },
-    );
-    Client::new(copts).map_err(|source| InventoryError::Registry {
+    crate::install::site_client(
+        &opts.registry,
+        opts.plain_http,
+        opts.registry_ca.as_deref(),
+        opts.credentials.as_ref(),
+        opts.concurrency,
+        opts.retry.as_ref(),
+    )
+    .map_err(|source| InventoryError::Registry {
         what: "a client".into(),
         source,
     })

@@ -151,41 +151,13 @@ pub fn validate_name(name: &str) -> Result<(), String> {
         ));
     }
     for comp in name.split('/') {
-        if !valid_component(comp) {
+        if !crate::reference::component_ok(comp) {
             return Err(format!(
                 "component {comp:?} must be lowercase letters and digits, separated by '.', '_', '__' or dashes"
             ));
         }
     }
     Ok(())
-}
-
-fn valid_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if is_alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && !is_alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
-
-fn is_alnum(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit()
 }
 
 #[cfg(test)]
