@@ -216,7 +216,7 @@ def main():
             grow.append(f"{p} {a:.0f} → {b:.0f}")
         L.append(f"- flat memory from A to B (MiB): {', '.join(grow)}.")
     L.append("")
-    L.append("Raw per-run rows: `bench-out/results.tsv` after a run (not committed).")
+    L.append(f"Raw per-run rows: `{os.path.join(out, 'results.tsv')}` on the machine that ran it (not committed).")
     L.append(END)
     generated = "\n".join(L) + "\n"
 
