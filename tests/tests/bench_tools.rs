@@ -178,4 +178,39 @@ fn bench_limit_ingests_every_blob_then_reads_it_back() {
     args.extend([from.as_str(), to.as_str()]);
     let o = atp_testkit::skopeo(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // BENCH_LIMIT_CHUNK: the same blobs as PATCH chunks, stored intact.
+    let chunked = Registry::plain();
+    let o = Command::new(bins::bin("bench-limit"))
+        .args([
+            "ingest",
+            &chunked.host(),
+            tsv.to_str().unwrap(),
+            dir.to_str().unwrap(),
+        ])
+        .env("BENCH_LIMIT_CHUNK", "65536")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let patches = chunked
+        .access_log()
+        .into_iter()
+        .filter(|a| a.method == "PATCH")
+        .count();
+    let big = listed.values().filter(|(size, _, _)| *size > 65536).count();
+    assert!(
+        big > 0 && patches >= big,
+        "{patches} PATCHes for {big} large blobs"
+    );
+    let from = format!(
+        "docker://{}/bench/small-002@{manifest_digest}",
+        chunked.host()
+    );
+    let to = format!("oci:{}:y", out.display());
+    let mut args: Vec<&str> = vec!["copy", "-q"];
+    let src = chunked.skopeo_src_flags();
+    args.extend(src.iter().map(String::as_str));
+    args.extend([from.as_str(), to.as_str()]);
+    let o = atp_testkit::skopeo(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }

@@ -238,11 +238,40 @@ fn put(
             .context("upload without a Location")?
             .to_owned();
         let mut url = reqwest::Url::parse(&format!("{base}/"))?.join(&loc)?;
+        // BENCH_LIMIT_CHUNK=N: send blobs over N bytes as PATCH chunks of N
+        // (what a chunking client does), to compare with one monolithic PUT.
+        let chunk: Option<usize> = std::env::var("BENCH_LIMIT_CHUNK")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        let mut rest = &body[..];
+        if let Some(n) = chunk.filter(|n| *n > 0 && body.len() > *n) {
+            let mut offset = 0usize;
+            while rest.len() > n {
+                let resp = client
+                    .patch(url.clone())
+                    .header("Content-Type", "application/octet-stream")
+                    .header("Content-Range", format!("{}-{}", offset, offset + n - 1))
+                    .body(rest[..n].to_vec())
+                    .send()
+                    .await?
+                    .error_for_status()
+                    .with_context(|| format!("PATCH blob {repo} {digest}"))?;
+                let loc = resp
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .context("PATCH without a Location")?
+                    .to_owned();
+                url = reqwest::Url::parse(&format!("{base}/"))?.join(&loc)?;
+                offset += n;
+                rest = &rest[n..];
+            }
+        }
         url.query_pairs_mut().append_pair("digest", &digest);
         client
             .put(url)
             .header("Content-Type", "application/octet-stream")
-            .body(body)
+            .body(rest.to_vec())
             .send()
             .await?
             .error_for_status()
