@@ -223,26 +223,7 @@ fn an_overlay_image_not_in_the_bundle_fails_the_air_gap_gate_naming_the_object()
     // create-time gate is bypassed with a kubectl stand-in that hides the
     // line, as a bundle from a careless tool would be: the installer's gate
     // must still catch it.
-    let tree = w.path("m");
-    copy_dir(&repo_root().join("manifests"), &tree);
-    std::fs::write(
-        tree.join("overlays/air-gapped/sneaky.yaml"),
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: atp-router}\nspec:\n  template:\n    spec:\n      containers:\n      - name: miner\n        image: docker.io/evil/miner:1\n",
-    )
-    .unwrap();
-    let k = tree.join("overlays/air-gapped/kustomization.yaml");
-    let text_k = std::fs::read_to_string(&k).unwrap();
-    std::fs::write(
-        &k,
-        text_k.replace("patches:\n", "patches:\n  - path: sneaky.yaml\n"),
-    )
-    .unwrap();
-    let spec = demo_spec(&w, "spec.yaml", 1, &[]);
-    let body = std::fs::read_to_string(&spec).unwrap().replace(
-        &repo_root().join("manifests").display().to_string(),
-        &tree.display().to_string(),
-    );
-    std::fs::write(&spec, body).unwrap();
+    let spec = spec_with_an_unbundled_image(&w);
     let filter = w.path("kubectl-filter");
     std::fs::write(&filter, "#!/bin/sh\nkubectl \"$@\" | grep -v evil/miner\n").unwrap();
     std::fs::set_permissions(&filter, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -259,32 +240,6 @@ fn an_overlay_image_not_in_the_bundle_fails_the_air_gap_gate_naming_the_object()
     assert!(err.contains("Deployment/atp-system/atp-router"), "{err}");
     assert!(err.contains("docker.io/evil/miner:1"), "{err}");
     assert!(err.contains("nothing was applied"), "{err}");
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    for e in walkdir(from) {
-        let rel = e.strip_prefix(from).unwrap();
-        let dest = to.join(rel);
-        if e.is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-        } else {
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(&e, &dest).unwrap();
-        }
-    }
-}
-
-fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = vec![dir.to_path_buf()];
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walkdir(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

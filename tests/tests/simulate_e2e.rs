@@ -449,44 +449,12 @@ fn a_state_dir_on_a_filesystem_too_small_for_the_run_is_caught() {
     );
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let dest = to.join(e.file_name());
-        if e.path().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::create_dir_all(to).unwrap();
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
-}
-
 /// A bundle whose overlay uses `docker.io/evil/miner:1`, which it does not
 /// carry. `create`'s own gate is fooled by a kubectl stand-in that hides the
 /// line on its first run only (as a careless tool might); later runs see
 /// the truth.
 fn bundle_missing_an_image(w: &Work, extra_create: &[&str]) -> Output {
-    let tree = w.path("m");
-    copy_dir(&repo_root().join("manifests"), &tree);
-    std::fs::write(
-        tree.join("overlays/air-gapped/sneaky.yaml"),
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: atp-router}\nspec:\n  template:\n    spec:\n      containers:\n      - name: miner\n        image: docker.io/evil/miner:1\n",
-    )
-    .unwrap();
-    let k = tree.join("overlays/air-gapped/kustomization.yaml");
-    let body = std::fs::read_to_string(&k).unwrap();
-    std::fs::write(
-        &k,
-        body.replace("patches:\n", "patches:\n  - path: sneaky.yaml\n"),
-    )
-    .unwrap();
-    let spec = demo_spec(w, "spec.yaml", 1, &[]);
-    let body = std::fs::read_to_string(&spec).unwrap().replace(
-        &repo_root().join("manifests").display().to_string(),
-        &tree.display().to_string(),
-    );
-    std::fs::write(&spec, body).unwrap();
+    let spec = spec_with_an_unbundled_image(w);
     let filter = w.path("kubectl-once");
     let mark = w.path("kubectl-once.used");
     let _ = std::fs::remove_file(&mark);

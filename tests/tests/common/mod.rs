@@ -243,3 +243,45 @@ pub fn install(w: &Work, reg: &atp_testkit::Registry, bundle: &str, extra: &[&st
     drop(stdin);
     child.wait_with_output().unwrap()
 }
+
+/// Copy a folder tree (regular files and folders only).
+pub fn copy_dir(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::create_dir_all(to).unwrap();
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// A copy of the repo's manifests whose overlay adds a container with
+/// `docker.io/evil/miner:1`, an image no spec carries, and a demo spec
+/// (`spec.yaml`) over that copy. Returns the spec's path. Callers fool
+/// `create`'s own gate with a kubectl stand-in to get such a bundle made.
+pub fn spec_with_an_unbundled_image(w: &Work) -> String {
+    let tree = w.path("m");
+    copy_dir(&repo_root().join("manifests"), &tree);
+    std::fs::write(
+        tree.join("overlays/air-gapped/sneaky.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: atp-router}\nspec:\n  template:\n    spec:\n      containers:\n      - name: miner\n        image: docker.io/evil/miner:1\n",
+    )
+    .unwrap();
+    let k = tree.join("overlays/air-gapped/kustomization.yaml");
+    let body = std::fs::read_to_string(&k).unwrap();
+    std::fs::write(
+        &k,
+        body.replace("patches:\n", "patches:\n  - path: sneaky.yaml\n"),
+    )
+    .unwrap();
+    let spec = demo_spec(w, "spec.yaml", 1, &[]);
+    let body = std::fs::read_to_string(&spec).unwrap().replace(
+        &repo_root().join("manifests").display().to_string(),
+        &tree.display().to_string(),
+    );
+    std::fs::write(&spec, body).unwrap();
+    spec
+}
