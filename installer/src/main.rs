@@ -62,18 +62,8 @@ enum Command {
 
 #[derive(Args)]
 struct InventoryArgs {
-    /// The site registry, as given to install.
-    #[arg(long, value_name = "HOST[:PORT]")]
-    registry: String,
-    #[arg(long)]
-    plain_http: bool,
-    #[arg(long, value_name = "CA.crt")]
-    registry_ca: Option<PathBuf>,
-    #[arg(long, value_name = "U", requires = "password_stdin")]
-    username: Option<String>,
-    /// Read the registry password from standard input.
-    #[arg(long, requires = "username")]
-    password_stdin: bool,
+    #[command(flatten)]
+    site: SiteArgs,
     #[arg(long, value_name = "DIR", default_value = atp_installer::state::DEFAULT_STATE_DIR)]
     state_dir: PathBuf,
     /// Where to write the inventory (plain JSON, no secrets) to carry out of the site.
@@ -83,6 +73,35 @@ struct InventoryArgs {
     concurrency: usize,
     #[arg(long)]
     json: bool,
+}
+
+/// The site registry and how to reach it: shared by install, simulate and inventory.
+#[derive(Args)]
+struct SiteArgs {
+    /// The site registry.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    registry: String,
+    /// Talk plain HTTP to the site registry (TLS is verified otherwise).
+    #[arg(long)]
+    plain_http: bool,
+    /// CA certificate of the site registry (also shipped to the cluster as the registry-certs secret).
+    #[arg(long, value_name = "CA.crt")]
+    registry_ca: Option<PathBuf>,
+    #[arg(long, value_name = "U", requires = "password_stdin")]
+    username: Option<String>,
+    /// Read the registry password from standard input.
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+}
+
+impl SiteArgs {
+    /// User and password, the password read from standard input.
+    fn credentials(&self) -> Result<Option<(String, String)>> {
+        match (&self.username, self.password_stdin) {
+            (Some(u), true) => Ok(Some((u.clone(), read_password()?))),
+            _ => Ok(None),
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -103,20 +122,8 @@ struct InstallArgs {
     volumes_from: Vec<PathBuf>,
     #[arg(long, value_name = "PREFIX.pub")]
     key: PathBuf,
-    /// The site registry.
-    #[arg(long, value_name = "HOST[:PORT]")]
-    registry: String,
-    /// Talk plain HTTP to the site registry (TLS is verified otherwise).
-    #[arg(long)]
-    plain_http: bool,
-    /// CA certificate of the site registry (also shipped to the cluster as the registry-certs secret).
-    #[arg(long, value_name = "CA.crt")]
-    registry_ca: Option<PathBuf>,
-    #[arg(long, value_name = "U", requires = "password_stdin")]
-    username: Option<String>,
-    /// Read the registry password from standard input.
-    #[arg(long, requires = "username")]
-    password_stdin: bool,
+    #[command(flatten)]
+    site: SiteArgs,
     /// Put every repository under this path in the site registry.
     #[arg(long, value_name = "PREFIX")]
     repo_prefix: Option<String>,
@@ -235,15 +242,12 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(if report.ok { 0 } else { 1 })
         }
         Command::Inventory(a) => {
-            let password = match (&a.username, a.password_stdin) {
-                (Some(_), true) => Some(read_password()?),
-                _ => None,
-            };
+            let credentials = a.site.credentials()?;
             let opts = atp_installer::inventory::InventoryOptions {
-                registry: a.registry,
-                plain_http: a.plain_http,
-                registry_ca: a.registry_ca,
-                credentials: a.username.zip(password),
+                registry: a.site.registry,
+                plain_http: a.site.plain_http,
+                registry_ca: a.site.registry_ca,
+                credentials,
                 state_dir: a.state_dir,
                 concurrency: a.concurrency,
                 retry: None,
@@ -366,20 +370,7 @@ fn simulate(a: InstallArgs, quiet: bool) -> Result<i32> {
 }
 
 fn install_options(a: InstallArgs) -> Result<InstallOptions> {
-    let credentials = match (a.username, a.password_stdin) {
-        (Some(u), true) => {
-            let mut p = String::new();
-            std::io::stdin()
-                .read_to_string(&mut p)
-                .context("reading the password from standard input")?;
-            let p = p.trim_end_matches(['\n', '\r']).to_string();
-            if p.is_empty() {
-                bail!("--password-stdin: standard input was empty\nhint: echo \"$PASSWORD\" | atp-installer install ... --password-stdin");
-            }
-            Some((u, p))
-        }
-        _ => None,
-    };
+    let credentials = a.site.credentials()?;
     let layout = match (&a.mapping_file, a.layout) {
         (Some(path), _) => {
             let text = std::fs::read_to_string(path)
@@ -396,9 +387,9 @@ fn install_options(a: InstallArgs) -> Result<InstallOptions> {
         bundle: a.bundle,
         volumes_from: a.volumes_from,
         key: a.key,
-        registry: a.registry,
-        plain_http: a.plain_http,
-        registry_ca: a.registry_ca,
+        registry: a.site.registry,
+        plain_http: a.site.plain_http,
+        registry_ca: a.site.registry_ca,
         credentials,
         repo_prefix: a.repo_prefix,
         layout,
