@@ -5,6 +5,8 @@
 //! - [`media`]: `create --split-size/--compress`: volumes, seekable zstd
 //! - [`delta`]: what a delta bundle leaves out (`--base`, `--site-inventory`)
 //! - [`selfcheck`]: `create --simulate`, the bundle proves itself self-sufficient
+//! - [`gather`]: which images a bundle or sync carries (the spec's, the
+//!   overlay's) and the completeness check, shared by `create` and `sync`
 //! - [`resolve`]: images from registries, OCI layouts, docker archives
 //! - [`files`]: scan model files and other file sets
 //! - [`spec`]: the bundle spec file
@@ -14,6 +16,7 @@
 pub mod create;
 pub mod delta;
 pub mod files;
+pub mod gather;
 pub mod inspect;
 pub mod keygen;
 pub mod media;

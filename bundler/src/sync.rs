@@ -37,7 +37,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::create::{self, CreateError};
+use crate::create::CreateError;
+use crate::gather;
 use crate::resolve::{self, Origin, ResolvedImage};
 use crate::spec::{ImageSource, ImageSpec, Spec};
 
@@ -327,39 +328,19 @@ async fn gather(opts: &SyncOptions, client: &Client) -> Result<Vec<ResolvedImage
     if specs.is_empty() && overlay.is_none() {
         return Err(SyncError::NoImages);
     }
-    let conc = opts.concurrency;
-    let mut images = create::resolve_all(&specs, client, &platforms, conc).await?;
-    if let Some(m) = overlay {
-        let uses = create::rendered_images(&m.root.join(&m.overlay), &m.image_fields)?;
-        let mut missing = create::gate(&uses, &mut images)?;
-        if !missing.is_empty() && m.discover_images {
-            let extra = missing
-                .keys()
-                .map(|r| {
-                    let s = ImageSpec {
-                        source: ImageSource::Registry(r.clone()),
-                        name: None,
-                    };
-                    redirect(&s, src)
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            tracing::info!(
-                "discoverImages: adding {} image(s) from the overlay",
-                extra.len()
-            );
-            images.extend(create::resolve_all(&extra, client, &platforms, conc).await?);
-            missing = create::gate(&uses, &mut images)?;
-        }
-        if !missing.is_empty() {
-            return Err(CreateError::Incomplete {
-                missing: missing
-                    .iter()
-                    .map(|(img, users)| format!("  {img} (used by {})", users.join(", ")))
-                    .collect(),
-            }
-            .into());
-        }
-    }
+    let discovered = |r: &str| -> Result<ImageSpec, gather::MapError> {
+        Ok(redirect(&gather::from_registry(r), src)?)
+    };
+    let mut images = gather::gather(
+        &specs,
+        overlay.as_ref(),
+        client,
+        &platforms,
+        opts.concurrency,
+        &discovered,
+    )
+    .await
+    .map_err(CreateError::from)?;
     let mut seen = HashSet::new();
     images.retain(|i| seen.insert(i.reference.clone()));
     if images.is_empty() {
