@@ -53,11 +53,14 @@
 //! `reference` (names), `mapping` (where images land in a target registry,
 //! shared by install and sync), `config` (settings), `credstore` (docker/containers
 //! auth files and helpers), `auth` (challenges and tokens), `retry` (what is
-//! retried), `client` (request path), `pull`, `push`, `manifest`, `error`.
+//! retried), `client` (request path), `pull`, `push`, `manifest`, `error`,
+//! and `copy`: the copy engine (plan / decide / execute) that every command
+//! writing images into a registry goes through.
 
 mod auth;
 mod client;
 pub mod config;
+pub mod copy;
 mod credstore;
 pub mod error;
 pub mod manifest;
