@@ -42,12 +42,9 @@ pub struct ImageUse {
 }
 
 /// An extra image location for a custom resource kind: a dotted path where
-/// `name[]` walks every element of a list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExtraField {
-    pub kind: String,
-    pub path: String,
-}
+/// `name[]` walks every element of a list. The same type the bundle config
+/// records them in.
+pub use crate::format::ImageField as ExtraField;
 
 /// Why rendering failed.
 #[derive(Debug, thiserror::Error)]

@@ -8,11 +8,13 @@
 //! - bundle config and artifact manifests: [`format::config`], [`model`]
 //! - reading one blob back for `inspect`/`install`: [`open`]
 //! - split volumes, `volumes.json`, seekable zstd: [`media`]
+//! - which bundled image a manifest's image spelling means: [`image_ref`]
 //!
 //! This crate is a pure library: no network, no image pulling.
 
 pub mod digest;
 pub mod format;
+pub mod image_ref;
 pub mod keys;
 pub mod kustomize;
 pub mod media;

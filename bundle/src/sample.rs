@@ -177,6 +177,7 @@ pub fn sample_with_delta(
             ManifestsRoot {
                 root: "manifests".into(),
                 overlay: None,
+                image_fields: Vec::new(),
             },
             kustomize,
         )),

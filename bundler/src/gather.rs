@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
+use atp_bundle::image_ref::{self, Carried};
 use atp_bundle::kustomize::{self, ExtraField, ImageUse};
-use atp_bundle::Digest;
 use atp_registry::Client;
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -64,7 +64,7 @@ pub async fn gather(
         return Ok(images);
     };
     let uses = rendered_images(&m.root.join(&m.overlay), &m.image_fields)?;
-    let mut missing = gate(&uses, &mut images)?;
+    let mut missing = check_completeness(&uses, &mut images)?;
     if !missing.is_empty() && m.discover_images {
         let extra = missing
             .keys()
@@ -80,7 +80,7 @@ pub async fn gather(
             extra.len()
         );
         images.extend(resolve_all(&extra, client, platforms, concurrency).await?);
-        missing = gate(&uses, &mut images)?;
+        missing = check_completeness(&uses, &mut images)?;
     }
     if !missing.is_empty() {
         return Err(GatherError::Incomplete {
@@ -127,19 +127,14 @@ pub fn rendered_images(
 ) -> Result<Vec<ImageUse>, GatherError> {
     let yaml = kustomize::render(overlay)?;
     let objects = kustomize::parse_objects(&yaml, overlay)?;
-    let extra: Vec<ExtraField> = fields
-        .iter()
-        .map(|f| ExtraField {
-            kind: f.kind.clone(),
-            path: f.path.clone(),
-        })
-        .collect();
+    let extra: Vec<ExtraField> = fields.iter().map(ImageFieldSpec::to_bundle).collect();
     Ok(kustomize::image_uses(&objects, &extra))
 }
 
-/// Match rendered images to bundled ones; record `usedBy`; return the
-/// missing ones (normalized) with the objects that use them.
-fn gate(
+/// The completeness check: match rendered images to bundled ones (the rule
+/// is [`atp_bundle::image_ref`]'s); record `usedBy`; return the missing ones
+/// (normalized) with the objects that use them.
+fn check_completeness(
     uses: &[ImageUse],
     images: &mut [ResolvedImage],
 ) -> Result<BTreeMap<String, Vec<String>>, GatherError> {
@@ -152,15 +147,14 @@ fn gate(
             image: u.image.clone(),
             source,
         })?;
-        let digest = norm
-            .split_once('@')
-            .and_then(|(_, d)| d.parse::<Digest>().ok());
-        let found = images.iter().position(|i| {
-            i.reference == norm
-                || digest
-                    .as_ref()
-                    .is_some_and(|d| &i.root.digest == d || i.source_digest.as_ref() == Some(d))
-        });
+        let found = image_ref::find(
+            &norm,
+            images.iter().map(|i| Carried {
+                reference: &i.reference,
+                digest: &i.root.digest,
+                source_digest: i.source_digest.as_ref(),
+            }),
+        );
         match found {
             Some(i) => {
                 users[i].insert(u.object.to_string());

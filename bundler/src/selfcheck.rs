@@ -4,7 +4,7 @@
 //!   with nothing but the bundle's tree: no remote bases, components or charts;
 //! - every image field of the rendered objects (standard pod fields and the
 //!   spec's extra field paths for custom resources) names an image the bundle
-//!   carries (the completeness gate), so no object points at a registry
+//!   carries (the completeness check), so no object points at a registry
 //!   outside the bundle.
 //!
 //! Reads the finished bundle only and never modifies it; the tree is
@@ -13,6 +13,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use atp_bundle::format::{annotation, media};
+use atp_bundle::image_ref::{self, Carried};
 use atp_bundle::kustomize::{self, ExtraField};
 use atp_bundle::open::Bundle;
 use atp_bundle::Digest;
@@ -53,10 +54,7 @@ pub fn after_create(spec: &Path, bundle: &Path) -> Result<SelfCheck, SelfCheckEr
         .manifests
         .iter()
         .flat_map(|m| m.image_fields.iter())
-        .map(|f| ExtraField {
-            kind: f.kind.clone(),
-            path: f.path.clone(),
-        })
+        .map(|f| f.to_bundle())
         .collect();
     selfcheck(bundle, &extra)
 }
@@ -161,7 +159,16 @@ pub fn selfcheck(path: &Path, extra: &[ExtraField]) -> Result<SelfCheck, SelfChe
                 .collect()
         })
         .unwrap_or_default();
-    let uses = kustomize::image_uses(&objects, extra);
+    // The fields the bundle records for the site, and any the caller adds.
+    let mut fields: Vec<ExtraField> = bundle
+        .config
+        .as_ref()
+        .map(|c| c.image_fields().to_vec())
+        .unwrap_or_default();
+    fields.extend(extra.iter().cloned());
+    fields.sort();
+    fields.dedup();
+    let uses = kustomize::image_uses(&objects, &fields);
     check.image_fields = uses.len();
     for u in &uses {
         let Ok(norm) = crate::resolve::normalize(&u.image) else {
@@ -171,16 +178,15 @@ pub fn selfcheck(path: &Path, extra: &[ExtraField]) -> Result<SelfCheck, SelfChe
             ));
             continue;
         };
-        let digest = norm
-            .split_once('@')
-            .and_then(|(_, d)| d.parse::<Digest>().ok());
-        let found = carried.iter().any(|(r, d, s)| {
-            *r == norm
-                || digest
-                    .as_ref()
-                    .is_some_and(|want| d == want || s.as_ref() == Some(want))
-        });
-        if !found {
+        let found = image_ref::find(
+            &norm,
+            carried.iter().map(|(r, d, s)| Carried {
+                reference: r,
+                digest: d,
+                source_digest: s.as_ref(),
+            }),
+        );
+        if found.is_none() {
             check.findings.push(format!(
                 "{} {}: {:?} is not carried by the bundle; the site would pull it from {}",
                 u.object,

@@ -66,6 +66,16 @@ pub struct ImageFieldSpec {
     pub path: String,
 }
 
+impl ImageFieldSpec {
+    /// The field as the bundle config records it for the installer.
+    pub fn to_bundle(&self) -> atp_bundle::format::ImageField {
+        atp_bundle::format::ImageField {
+            kind: self.kind.clone(),
+            path: self.path.clone(),
+        }
+    }
+}
+
 /// A file or folder to carry, installed under `<name>/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSpec {
@@ -256,6 +266,11 @@ impl Spec {
             .manifests
             .map(|m| -> Result<ManifestsSpec, SpecError> {
                 check_relative(&m.overlay).map_err(|p| invalid("spec.manifests.overlay", p))?;
+                for (i, f) in m.image_fields.iter().enumerate() {
+                    f.to_bundle()
+                        .segments()
+                        .map_err(|p| invalid(&format!("spec.manifests.imageFields[{i}]"), p))?;
+                }
                 Ok(ManifestsSpec {
                     root: base_dir.join(&m.root),
                     overlay: m.overlay.trim_end_matches('/').to_string(),
@@ -433,6 +448,7 @@ spec:
             ("metadata: {name: a, version: '1'}\nspec: {channel: c, sequence: 1, images: ['https://x/y']}", "spec.images[0]"),
             ("metadata: {name: a, version: '1'}\nspec: {channel: c, sequence: 1}", "nothing to bundle"),
             ("metadata: {name: a, version: '1'}\nspec: {channel: c, sequence: 1, manifests: {root: m, overlay: ../x}}", "spec.manifests.overlay"),
+            ("metadata: {name: a, version: '1'}\nspec: {channel: c, sequence: 1, manifests: {root: m, overlay: o, imageFields: [{kind: W, path: spec.image}, {kind: W, path: 'spec/image'}]}}", "spec.manifests.imageFields[1]"),
         ];
         for (text, needle) in cases {
             let err = Spec::parse(text, Path::new("s.yaml"), Path::new("/")).unwrap_err();

@@ -493,6 +493,11 @@ pub fn render_overlay(
         registry: &opts.registry,
         registry_ca: opts.registry_ca.as_deref(),
         credentials: creds,
+        image_fields: prepared
+            .report
+            .config
+            .as_ref()
+            .map_or(&[], |c| c.image_fields()),
         out_dir,
     })?))
 }
@@ -574,7 +579,7 @@ async fn run(
         let offences = gate::check(
             &rendered.yaml,
             &opts.registry,
-            &[],
+            &rendered.image_fields,
             Presence::Registry(&client),
         )
         .await?;

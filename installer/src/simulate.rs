@@ -586,7 +586,7 @@ async fn overlay_checks(
     if let Some(client) = client {
         let objects = atp_bundle::kustomize::parse_objects(&rendered.yaml, dir).unwrap_or_default();
         let prefix = format!("{}/", opts.registry);
-        for u in atp_bundle::kustomize::image_uses(&objects, &[]) {
+        for u in atp_bundle::kustomize::image_uses(&objects, &rendered.image_fields) {
             let Some((repo, digest)) = u
                 .image
                 .strip_prefix(&prefix)
@@ -609,7 +609,7 @@ async fn overlay_checks(
             }
         }
     }
-    match gate::check(&rendered.yaml, &opts.registry, &[], Presence::Known(&known)).await {
+    match gate::check(&rendered.yaml, &opts.registry, &rendered.image_fields, Presence::Known(&known)).await {
         Ok(offences) if !offences.is_empty() => sim.findings.push(Finding {
             check: "air-gap gate".into(),
             problem: format!(

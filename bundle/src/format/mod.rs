@@ -12,7 +12,7 @@ pub mod json;
 pub mod manifest;
 pub mod ustar;
 
-pub use config::{BundleConfig, DeltaInfo, FileEntry, ImageEntry, ManifestsRoot};
+pub use config::{BundleConfig, DeltaInfo, FileEntry, ImageEntry, ImageField, ManifestsRoot};
 pub use info::BundleInfo;
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, ManifestKind};
 
