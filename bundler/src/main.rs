@@ -152,11 +152,11 @@ fn run(cli: Cli) -> Result<()> {
                     bases: base,
                     inventories: site_inventory,
                 },
+                media,
             };
             let progress = Arc::new(ui::Ui::new(cli.quiet || json));
             let rt = tokio::runtime::Runtime::new()?;
-            let (summary, volumes) =
-                rt.block_on(atp_bundler::media::create(&opts, media, progress))?;
+            let summary = rt.block_on(atp_bundler::create::create(&opts, progress))?;
             let check = match simulate {
                 true => Some(atp_bundler::selfcheck::after_create(
                     &opts.spec,
@@ -166,9 +166,6 @@ fn run(cli: Cli) -> Result<()> {
             };
             if json {
                 let mut v = serde_json::to_value(&summary)?;
-                if let Some(m) = &volumes {
-                    v["media"] = serde_json::to_value(m)?;
-                }
                 if let Some(c) = &check {
                     v["selfcheck"] = serde_json::to_value(c)?;
                 }
@@ -183,7 +180,7 @@ fn run(cli: Cli) -> Result<()> {
                     summary.files,
                     summary.index_digest
                 );
-                for v in volumes.iter().flat_map(|m| &m.volumes) {
+                for v in summary.media.iter().flat_map(|m| &m.volumes) {
                     println!("volume {}", v.display());
                 }
                 if summary.omitted > 0 {

@@ -13,10 +13,11 @@ mod blobs;
 mod kustomize_tree;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use atp_bundle::format::{BundleInfo, ManifestsRoot};
+use atp_bundle::media::write::{MediaOptions, MediaOutput, MediaWriteError};
 use atp_bundle::model::{self, BundlePlan, ImageInput};
 use atp_bundle::progress::Progress;
 use atp_bundle::{keys, BundleWriter, Digest, SignedIndex};
@@ -24,6 +25,7 @@ use atp_registry::{Client, ClientOptions, RegistryConfig};
 use futures_util::{StreamExt, TryStreamExt};
 
 use crate::gather::{self, GatherError};
+use crate::media;
 use crate::spec::Spec;
 use blobs::{fill, BlobFrom};
 use kustomize_tree::kustomize_files;
@@ -45,6 +47,9 @@ pub struct CreateOptions {
     pub source_date_epoch: Option<i64>,
     /// Make a delta: leave out the layers these bases and inventories hold.
     pub delta: crate::delta::DeltaSources,
+    /// Volumes and compression (`--split-size`, `--compress`); plain when
+    /// neither is asked for.
+    pub media: MediaOptions,
 }
 
 /// What `create` made.
@@ -59,6 +64,9 @@ pub struct CreateSummary {
     /// Layers a delta leaves out, and their bytes.
     pub omitted: usize,
     pub omitted_bytes: u64,
+    /// The volumes, when `media` asked for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaOutput>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -100,6 +108,14 @@ pub enum CreateError {
     Delta(#[from] crate::delta::DeltaError),
     #[error("invalid SOURCE_DATE_EPOCH {0}")]
     Epoch(i64),
+    #[error(transparent)]
+    Media(#[from] MediaWriteError),
+    #[error("{path}: {source}")]
+    Staging {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Build a registry client for source registries.
@@ -120,7 +136,11 @@ pub fn source_client(plain_http: &[String], concurrency: usize) -> Result<Client
     Ok(Client::new(opts)?)
 }
 
-/// Run `create`.
+/// Run `create`. With `opts.media` asking for volumes or compression, the
+/// bundle is written into a staging folder beside the output first, then
+/// cut into the final volumes ([`crate::media`]); the summary's `output` is
+/// then the `volumes.json`, which every command that takes a bundle accepts.
+/// The signing key is decrypted once, here.
 pub async fn create(
     opts: &CreateOptions,
     progress: Arc<dyn Progress>,
@@ -131,6 +151,34 @@ pub async fn create(
             path: opts.key.clone(),
             source,
         })?;
+    if opts.media.is_plain() {
+        return write_bundle(opts, &spec, &signing, &opts.output, progress).await;
+    }
+    let (staging, tar) = media::staging(&opts.output)?;
+    let mut summary = write_bundle(opts, &spec, &signing, &tar, progress.clone()).await?;
+    let written = media::write(
+        &tar,
+        &opts.output,
+        opts.media,
+        &summary.index_digest,
+        signing,
+        progress,
+    )
+    .await?;
+    drop(staging);
+    summary.output = written.volumes_json.clone();
+    summary.media = Some(written);
+    Ok(summary)
+}
+
+/// Write the plain bundle to `output`.
+async fn write_bundle(
+    opts: &CreateOptions,
+    spec: &Spec,
+    signing: &p256::ecdsa::SigningKey,
+    output: &Path,
+    progress: Arc<dyn Progress>,
+) -> Result<CreateSummary, CreateError> {
     let client = source_client(&opts.plain_http, opts.concurrency)?;
     let platforms = if opts.platforms.is_empty() {
         spec.platforms.clone()
@@ -213,7 +261,7 @@ pub async fn create(
         kustomize: kustomize_layer,
         delta: delta.as_ref().map(|(d, _)| d.clone()),
     };
-    let assembled = model::assemble(&plan, &signing)?;
+    let assembled = model::assemble(&plan, signing)?;
 
     // Where each blob of the archive comes from.
     let mut from: HashMap<Digest, BlobFrom> = HashMap::new();
@@ -244,7 +292,7 @@ pub async fn create(
         index_json: assembled.index_json.clone(),
         signature: assembled.signature.clone(),
     };
-    let writer = BundleWriter::create(&opts.output, &signed, &order)?;
+    let writer = BundleWriter::create(output, &signed, &order)?;
     let total: u64 = order.iter().map(|(_, s)| s).sum();
     progress.phase("create", total, order.len() as u64);
     let writer = Arc::new(writer);
@@ -278,7 +326,7 @@ pub async fn create(
     .expect("commit task panicked")?;
 
     Ok(CreateSummary {
-        output: opts.output.clone(),
+        output: output.to_path_buf(),
         index_digest: Digest::of(&assembled.index_json),
         size: report.total_bytes,
         images: images
@@ -293,5 +341,6 @@ pub async fn create(
         blobs: order.len(),
         omitted: omitted.len(),
         omitted_bytes: delta.map_or(0, |(_, n)| n),
+        media: None,
     })
 }
