@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::format::manifest::Manifest;
-use crate::format::ustar::{self, padded, BLOCK};
+use crate::format::ustar::{self, BLOCK};
 use crate::format::{
     media, BundleConfig, BundleInfo, FormatError, ImageIndex, ManifestKind, BLOB_PREFIX,
     INDEX_PATH, MAX_CONFIG_SIZE, MAX_INDEX_SIZE, MAX_MANIFEST_SIZE, SIGNATURE_PATH,
@@ -95,7 +95,7 @@ impl<'a> BlobReader<'a> {
         Self {
             file,
             pos: loc.data_offset,
-            end: loc.data_offset + loc.size,
+            end: loc.data_offset.saturating_add(loc.size),
         }
     }
 }
@@ -151,7 +151,7 @@ impl Bundle {
         let mut off = 0u64;
         let mut block = [0u8; 512];
         loop {
-            if off + BLOCK > len {
+            if off.checked_add(BLOCK).is_none_or(|end| end > len) {
                 return Err(not(format!(
                     "archive ends at byte {len} without end blocks"
                 )));
@@ -165,6 +165,20 @@ impl Bundle {
                 .size
                 .filter(|_| raw.checksum_ok)
                 .ok_or_else(|| not(format!("damaged header at offset {off}")))?;
+            // Sizes come from the file: an entry must end inside it, so every
+            // offset and length derived from it later stays in range.
+            let end = ustar::checked_entry_end(off, size).ok_or_else(|| {
+                not(format!(
+                    "entry {:?} at offset {off} claims {size} bytes, which cannot fit in any file",
+                    raw.path
+                ))
+            })?;
+            if end > len {
+                return Err(not(format!(
+                    "entry {:?} at offset {off} claims {size} bytes, past the end of the archive ({len} bytes); hint: the copy is incomplete or the header is damaged",
+                    raw.path
+                )));
+            }
             if raw.typeflag == b'0' {
                 entries.push(EntryInfo {
                     path: raw.path,
@@ -172,9 +186,7 @@ impl Bundle {
                     header_offset: off,
                 });
             }
-            off = off
-                .checked_add(BLOCK + padded(size))
-                .ok_or_else(|| not("entry size overflows".into()))?;
+            off = end;
         }
         let by_path: HashMap<&str, &EntryInfo> =
             entries.iter().map(|e| (e.path.as_str(), e)).collect();

@@ -27,8 +27,27 @@ pub enum HeaderError {
 }
 
 /// Round `n` up to a multiple of 512.
+///
+/// For sizes this code planned itself. A size read from a header may be
+/// anything up to `u64::MAX`: readers use [`checked_padded`] or
+/// [`checked_entry_end`] instead, so a hostile size is a finding, never a
+/// panic or a wrapped offset.
 pub fn padded(n: u64) -> u64 {
     n.div_ceil(BLOCK) * BLOCK
+}
+
+/// `n` rounded up to a multiple of 512, or `None` when that overflows.
+pub fn checked_padded(n: u64) -> Option<u64> {
+    n.div_ceil(BLOCK).checked_mul(BLOCK)
+}
+
+/// Offset just past an entry whose header sits at `header_offset` and whose
+/// data is `size` bytes (header, data and padding), or `None` when no file
+/// could hold it (the sum overflows `u64`).
+pub fn checked_entry_end(header_offset: u64, size: u64) -> Option<u64> {
+    header_offset
+        .checked_add(BLOCK)?
+        .checked_add(checked_padded(size)?)
 }
 
 fn octal(field: &mut [u8], value: u64) {
@@ -265,6 +284,23 @@ mod tests {
         assert_eq!(parse_header(&h).size, Some(10 << 30));
         let th = tar::Header::from_byte_slice(&h);
         assert_eq!(th.size().unwrap(), 10 << 30);
+    }
+
+    #[test]
+    fn sizes_near_u64_max_do_not_overflow() {
+        assert_eq!(checked_padded(0), Some(0));
+        assert_eq!(checked_padded(1), Some(512));
+        assert_eq!(checked_padded(u64::MAX - 511), Some(u64::MAX - 511));
+        assert_eq!(checked_padded(u64::MAX - 510), None);
+        assert_eq!(checked_padded(u64::MAX), None);
+        assert_eq!(checked_entry_end(1024, 10), Some(2048));
+        assert_eq!(checked_entry_end(1024, u64::MAX - 511), None);
+        assert_eq!(checked_entry_end(u64::MAX - 100, 0), None);
+        let mut h = header("x", 1, 0).unwrap();
+        h[124..136].fill(0);
+        h[124] = 0x80;
+        h[128..136].copy_from_slice(&u64::MAX.to_be_bytes());
+        assert_eq!(parse_header(&h).size, Some(u64::MAX));
     }
 
     #[test]

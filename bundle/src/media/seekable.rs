@@ -28,6 +28,9 @@ pub const LEVEL: i32 = 3;
 pub const SKIPPABLE_MAGIC: u32 = 0x184D_2A5E;
 /// Magic at the very end of a seekable stream.
 pub const SEEKABLE_MAGIC: u32 = 0x8F92_EAB1;
+/// Most frames a seek table may list: 16 TiB of tar at [`FRAME_SIZE`] a
+/// frame, a 64 MiB table. Bounds what a hostile footer can make us allocate.
+pub const MAX_FRAMES: u64 = 1 << 23;
 /// Decompressed frames kept for readers (about 32 MiB at most).
 const CACHE_FRAMES: usize = 16;
 
@@ -156,6 +159,11 @@ impl SeekableReader {
         if desc & 0x7c != 0 {
             return Err(not("reserved bits set in the seek table descriptor".into()));
         }
+        if n > MAX_FRAMES {
+            return Err(not(format!(
+                "seek table lists {n} frames, over the limit of {MAX_FRAMES}"
+            )));
+        }
         let entry = if desc & 0x80 != 0 { 12 } else { 8 };
         let table_len = n * entry + 9;
         if table_len + 8 > len {
@@ -188,8 +196,10 @@ impl SeekableReader {
                     1u64 << WINDOW_LOG_MAX
                 )));
             }
-            c += f.c_size as u64;
-            d += f.d_size as u64;
+            // Sizes come from the file: add them checked.
+            let overflow = || not(format!("frame sizes overflow at frame {i}"));
+            c = c.checked_add(f.c_size as u64).ok_or_else(overflow)?;
+            d = d.checked_add(f.d_size as u64).ok_or_else(overflow)?;
             frames.push(f);
         }
         if c != body {
@@ -391,6 +401,51 @@ mod tests {
         let err = r.read_exact_at(&mut [0u8; 16], 0).unwrap_err().to_string();
         assert!(err.contains("zstd frame 0"), "{err}");
         assert!(err.contains("memory") || err.contains("indow"), "{err}");
+    }
+
+    /// A huge stream of zeros ending in a seek-table footer claiming `n`
+    /// frames; only the footer is real.
+    struct HugeFooter {
+        len: u64,
+        footer: Vec<u8>,
+    }
+
+    impl ReadAt for HugeFooter {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            let start = self.len - self.footer.len() as u64;
+            for (i, b) in buf.iter_mut().enumerate() {
+                let at = offset + i as u64;
+                *b = if at >= start {
+                    self.footer[(at - start) as usize]
+                } else {
+                    0
+                };
+            }
+            Ok(buf.len().min((self.len - offset) as usize))
+        }
+        fn len(&self) -> u64 {
+            self.len
+        }
+    }
+
+    #[test]
+    fn refuses_a_seek_table_over_the_frame_limit() {
+        // The footer is the only thing read: a table of u32::MAX frames in
+        // a stream big enough to hold it is refused by count, before the
+        // 32 GiB table would be allocated.
+        for n in [u32::MAX, MAX_FRAMES as u32 + 1] {
+            let mut footer = n.to_le_bytes().to_vec();
+            footer.push(0);
+            footer.extend_from_slice(&SEEKABLE_MAGIC.to_le_bytes());
+            let src = HugeFooter {
+                len: 1 << 40,
+                footer,
+            };
+            let err = SeekableReader::open(Arc::new(src), None).err().unwrap();
+            let msg = err.to_string();
+            assert!(msg.contains("over the limit"), "{msg}");
+            assert!(msg.contains(&n.to_string()), "{msg}");
+        }
     }
 
     #[test]

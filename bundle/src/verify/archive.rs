@@ -7,7 +7,7 @@
 
 use std::io::{self, Read};
 
-use crate::format::ustar::{self, padded, BLOCK};
+use crate::format::ustar::{self, BLOCK};
 use crate::format::{
     annotation as ann, ImageIndex, BLOB_PREFIX, INDEX_PATH, MAX_INDEX_SIZE, MAX_SIGNATURE_SIZE,
     OCI_LAYOUT_BYTES, OCI_LAYOUT_PATH, SIGNATURE_PATH,
@@ -185,9 +185,34 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
         }
     }
 
+    /// Bytes of data and padding of an entry of `size` bytes whose header
+    /// is at `h_off`. A size no file could hold (the end offset overflows 64
+    /// bits) is a finding and stops the pass: nothing after it can be found.
+    pub(super) fn span(
+        &mut self,
+        size: u64,
+        subject: Option<&Digest>,
+        path: &str,
+        h_off: u64,
+    ) -> Result<u64, Stop> {
+        match ustar::checked_entry_end(h_off, size) {
+            Some(end) => Ok(end - h_off - BLOCK),
+            None => {
+                self.find(
+                    FindingKind::NonCanonicalHeader,
+                    subject,
+                    Some(path),
+                    h_off,
+                    format!("size field claims {size} bytes, which cannot fit in any file (the entry would end past byte 2^64); the header is damaged or forged, stopped reading"),
+                );
+                Err(Stop)
+            }
+        }
+    }
+
     /// Skip `size` data bytes and the padding after them (no checks).
     pub(super) fn skip(&mut self, size: u64, path: &str, h_off: u64) -> Result<(), Stop> {
-        let total = padded(size);
+        let total = self.span(size, None, path, h_off)?;
         let got = self
             .input
             .stream(total, |_| {})
@@ -206,7 +231,7 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
         path: &str,
         h_off: u64,
     ) -> Result<(), Stop> {
-        let want = padded(size) - size;
+        let want = self.span(size, subject, path, h_off)? - size;
         let mut nonzero = None;
         let mut pos = 0u64;
         let got = self
@@ -292,6 +317,7 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
             );
             return Err(Stop);
         };
+        self.span(size, None, &path, h_off)?;
         match raw.typeflag {
             b'0' => {}
             b'x' | b'g' | b'L' | b'K' => {
