@@ -113,7 +113,7 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
                 role: r,
                 descriptor: d.clone(),
             });
-            self.announce(d, false, INDEX_PATH);
+            self.announce(d, false, INDEX_PATH, at);
         }
         let order: Vec<Digest> = index
             .manifests
@@ -125,8 +125,15 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
         self.report.index = Some(index);
     }
 
-    pub(super) fn announce(&mut self, d: &Descriptor, omittable: bool, parent: &str) {
-        if !self.announced.contains_key(&d.digest) {
+    /// Record what `parent` (whose header is at `at`) says about a blob.
+    /// Every descriptor of one digest must agree with the first on the size,
+    /// and on the media type whenever either names a manifest or index (the
+    /// type decides how the blob is parsed and pushed): install acts on each
+    /// descriptor, so a disagreement the verifier let through would surface
+    /// there. Layer and config types may differ (the Docker and OCI names of
+    /// the same gzip layer); only their bytes are pushed.
+    pub(super) fn announce(&mut self, d: &Descriptor, omittable: bool, parent: &str, at: u64) {
+        let Some(first) = self.announced.get(&d.digest) else {
             self.announce_order.push(d.digest.clone());
             self.announced.insert(
                 d.digest.clone(),
@@ -137,7 +144,39 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
                     parent: parent.to_string(),
                 },
             );
+            return;
+        };
+        let types_matter = ManifestKind::of(&first.media_type).is_some()
+            || ManifestKind::of(&d.media_type).is_some();
+        let mut now = Vec::new();
+        let mut before = Vec::new();
+        if first.size != d.size {
+            now.push(format!("{} bytes", d.size));
+            before.push(format!("{} bytes", first.size));
         }
+        if types_matter && first.media_type != d.media_type {
+            now.push(format!("media type {}", d.media_type));
+            before.push(format!("media type {}", first.media_type));
+        }
+        if now.is_empty() {
+            return;
+        }
+        let (kind, here) = if parent == INDEX_PATH {
+            (FindingKind::BadIndex, INDEX_PATH.to_string())
+        } else {
+            (FindingKind::BadManifest, format!("manifest {parent}"))
+        };
+        let there = if first.parent == INDEX_PATH {
+            "an earlier descriptor in index.json".to_string()
+        } else {
+            format!("manifest {}", first.parent)
+        };
+        let message = format!(
+            "descriptors of this blob disagree: {here} gives {}, but {there} gave {}; every descriptor of one digest must give the same size and type (spec section 8, item 3); hint: the bundle was edited or built wrongly, rebuild it",
+            now.join(" and "),
+            before.join(" and ")
+        );
+        self.find(kind, Some(&d.digest), None, at, message);
     }
 
     pub(super) fn blob(
@@ -352,7 +391,7 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
             }
         };
         for (c, omittable) in &children {
-            self.announce(c, *omittable, &parent);
+            self.announce(c, *omittable, &parent, h_off);
         }
         self.stack
             .extend(children.into_iter().rev().map(|(c, _)| c.digest));
