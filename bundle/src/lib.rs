@@ -8,6 +8,7 @@
 //! - bundle config and artifact manifests: [`format::config`], [`model`]
 //! - reading one blob back for `inspect`/`install`: [`open`]
 //! - split volumes, `volumes.json`, seekable zstd: [`media`]
+//! - size limits on keys, signatures and `volumes.json` read from disk: [`small_input`]
 //! - which bundled image a manifest's image spelling means: [`image_ref`]
 //!
 //! This crate is a pure library: no network, no image pulling.
@@ -24,6 +25,7 @@ pub mod open;
 pub mod progress;
 pub mod sample;
 pub mod sign;
+pub mod small_input;
 pub mod verify;
 pub mod writer;
 

@@ -22,6 +22,8 @@ use super::volumes::{
     VOLUMES_SUFFIX,
 };
 use super::{Cursor, ReadAt};
+use crate::format::MAX_SIGNATURE_SIZE;
+use crate::small_input::{kind_of, read_regular_file, SmallInputError};
 
 /// Why a bundle could not be opened from its media.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,14 @@ pub enum MediaError {
         /// Per volume: name and status (only the bad ones).
         statuses: Vec<(String, VolumeStatus)>,
         hint: String,
+    },
+    #[error("{path} is a {kind}, not a regular file\nhint: copy the bundle to a file first; it is read by position, several times, so a pipe, a device or a FIFO cannot hold it")]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("{path}: larger than the {limit}-byte limit for {what}\nhint: this is not the file `atp-bundler create` wrote, or it is damaged; copy it again")]
+    TooLarge {
+        path: PathBuf,
+        what: &'static str,
+        limit: u64,
     },
     #[error("{path}: {source}")]
     Seekable {
@@ -133,6 +143,12 @@ impl BundleInput {
                 DirFind::Nothing(reason) => Err(unrec(reason)),
             };
         }
+        // Judged on metadata, before any open: opening a FIFO that nobody
+        // writes to would block forever, and a pipe or a device would read
+        // as an empty or endless "bundle".
+        if !meta.is_file() {
+            return Err(not_regular(path, &meta));
+        }
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -159,10 +175,20 @@ impl BundleInput {
     }
 
     fn open_file(given: &Path, file_path: &Path) -> Result<Self, MediaError> {
-        let file = File::open(file_path).map_err(|source| MediaError::Io {
+        let io_err = |source| MediaError::Io {
             path: file_path.to_path_buf(),
             source,
-        })?;
+        };
+        let meta = std::fs::metadata(file_path).map_err(io_err)?;
+        if !meta.is_file() {
+            return Err(not_regular(file_path, &meta));
+        }
+        let file = File::open(file_path).map_err(io_err)?;
+        // The same check on what was opened, in case the path changed.
+        let meta = file.metadata().map_err(io_err)?;
+        if !meta.is_file() {
+            return Err(not_regular(file_path, &meta));
+        }
         let mut magic = [0u8; 4];
         let n = ReadAt::read_at(&file, &mut magic, 0).unwrap_or(0);
         if n == 4 && magic == ZSTD_MAGIC {
@@ -317,22 +343,10 @@ impl BundleInput {
 }
 
 /// Read `volumes.json`, and check its signature when a key is given.
+/// Both are read within their limits ([`MAX_VOLUMES_SIZE`],
+/// [`MAX_SIGNATURE_SIZE`]) and must be regular files.
 pub fn read_volumes_file(vj: &Path, key: Option<&VerifyingKey>) -> Result<VolumesFile, MediaError> {
-    let io_err = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| MediaError::Io { path: p, source }
-    };
-    let meta = std::fs::metadata(vj).map_err(io_err(vj))?;
-    if meta.len() > MAX_VOLUMES_SIZE {
-        return Err(MediaError::Unrecognized {
-            path: vj.to_path_buf(),
-            reason: format!(
-                "{} bytes, over the {MAX_VOLUMES_SIZE} byte limit",
-                meta.len()
-            ),
-        });
-    }
-    let bytes = std::fs::read(vj).map_err(io_err(vj))?;
+    let bytes = read_regular_file(vj, MAX_VOLUMES_SIZE, "volumes.json").map_err(small_err)?;
     let vol_err = |source| MediaError::Volumes {
         path: vj.to_path_buf(),
         source,
@@ -343,24 +357,37 @@ pub fn read_volumes_file(vj: &Path, key: Option<&VerifyingKey>) -> Result<Volume
             let mut sig_path = vj.as_os_str().to_owned();
             sig_path.push(SIG_SUFFIX);
             let sig_path = PathBuf::from(sig_path);
-            let sig = match std::fs::read(&sig_path) {
-                Ok(s) if s.len() <= 4096 => String::from_utf8_lossy(&s).into_owned(),
-                Ok(_) => String::new(),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let sig = match read_regular_file(&sig_path, MAX_SIGNATURE_SIZE, "signatures") {
+                Ok(s) => String::from_utf8_lossy(&s).into_owned(),
+                Err(SmallInputError::Io { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound =>
+                {
                     return Err(MediaError::NoSignature {
                         path: vj.to_path_buf(),
                         sig: sig_path,
                     })
                 }
-                Err(source) => {
-                    return Err(MediaError::Io {
-                        path: sig_path,
-                        source,
-                    })
-                }
+                Err(e) => return Err(small_err(e)),
             };
             VolumesFile::verify_and_parse(&bytes, &sig, key).map_err(vol_err)
         }
+    }
+}
+
+fn not_regular(path: &Path, meta: &std::fs::Metadata) -> MediaError {
+    MediaError::NotRegular {
+        path: path.to_path_buf(),
+        kind: kind_of(&meta.file_type()),
+    }
+}
+
+fn small_err(e: SmallInputError) -> MediaError {
+    match e {
+        SmallInputError::Io { path, source } => MediaError::Io { path, source },
+        SmallInputError::TooLarge { path, what, limit } => {
+            MediaError::TooLarge { path, what, limit }
+        }
+        SmallInputError::NotRegular { path, kind } => MediaError::NotRegular { path, kind },
     }
 }
 

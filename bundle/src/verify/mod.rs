@@ -187,10 +187,16 @@ pub struct NoVisit;
 impl VisitBlob for NoVisit {}
 
 /// Verify the bundle at `path` with `key`, judging expiry at `now`. Only
-/// failing to open the file is an error; everything else is a finding.
+/// failing to open the file is an error; everything else is a finding. A
+/// path that is not a regular file (a FIFO, a pipe, a device) is refused
+/// before it is opened, so a FIFO without a writer cannot block the call.
 pub fn verify_file(path: &Path, key: &VerifyingKey, now: OffsetDateTime) -> io::Result<Report> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let located = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    crate::small_input::require_regular(path).map_err(|e| match e {
+        crate::small_input::SmallInputError::Io { source, .. } => located(source),
+        other => io::Error::new(io::ErrorKind::InvalidInput, other.to_string()),
+    })?;
+    let file = std::fs::File::open(path).map_err(located)?;
     Ok(verify_reader(file, key, now))
 }
 
