@@ -30,6 +30,8 @@ pub enum FilesError {
     },
     #[error("file set {set:?}: {path} is not valid UTF-8; bundle paths must be")]
     BadName { set: String, path: PathBuf },
+    #[error("file set {set:?}: {path} holds no files, so the bundle would carry none\nhint: check the folder (is the volume with the files mounted there?), or remove the set from spec.files")]
+    Empty { set: String, path: PathBuf },
 }
 
 /// The scanned sets, plus where each file digest can be read from.
@@ -64,7 +66,14 @@ pub fn scan(specs: &[FileSpec]) -> Result<ScannedFiles, FilesError> {
                 })?;
             vec![(name.to_string(), spec.source.clone())]
         } else if meta.is_dir() {
-            walk(spec)?
+            let list = walk(spec)?;
+            if list.is_empty() {
+                return Err(FilesError::Empty {
+                    set: spec.name.clone(),
+                    path: spec.source.clone(),
+                });
+            }
+            list
         } else {
             return Err(not_regular(spec, &spec.source, &meta));
         };
@@ -186,5 +195,24 @@ mod tests {
             err.contains("evil") && err.contains("symbolic link"),
             "{err}"
         );
+    }
+
+    /// Issue 24: an empty folder made a bundle with 0 files without a word.
+    #[test]
+    fn an_empty_folder_is_refused_with_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("models");
+        std::fs::create_dir_all(m.join("only/folders")).unwrap();
+        let err = scan(&[FileSpec {
+            name: "models".into(),
+            source: m,
+        }])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("\"models\"") && err.contains("holds no files"),
+            "{err}"
+        );
+        assert!(err.contains("hint:"), "{err}");
     }
 }

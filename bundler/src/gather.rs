@@ -6,15 +6,17 @@
 //!
 //! Fetches manifests only, never a layer, and writes nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use atp_bundle::image_ref::{self, Carried};
 use atp_bundle::kustomize::{self, ExtraField, ImageUse};
+use atp_bundle::Digest;
 use atp_registry::Client;
 use futures_util::{StreamExt, TryStreamExt};
 
 use crate::resolve::{self, ResolvedImage};
+use crate::source::oci_layout::Layouts;
 use crate::spec::{ImageFieldSpec, ImageSource, ImageSpec, ManifestsSpec};
 
 /// An error a caller's discovered-image mapping may return (sync's mirror
@@ -36,6 +38,14 @@ pub enum GatherError {
         image: String,
         #[source]
         source: atp_registry::Error,
+    },
+    #[error("two different images are both named {reference}:\n  {first} ({first_digest})\n  {second} ({second_digest})\nhint: give each its own name in spec.images, or drop the one that is not meant")]
+    SameName {
+        reference: String,
+        first: String,
+        first_digest: Digest,
+        second: String,
+        second_digest: Digest,
     },
     #[error("discovered image {image}: {source}")]
     Discovered {
@@ -59,7 +69,8 @@ pub async fn gather(
     concurrency: usize,
     discovered: &(dyn Fn(&str) -> Result<ImageSpec, MapError> + Sync),
 ) -> Result<Vec<ResolvedImage>, GatherError> {
-    let mut images = resolve_all(listed, client, platforms, concurrency).await?;
+    let layouts = Layouts::default();
+    let mut images = resolve_all(listed, client, &layouts, platforms, concurrency).await?;
     let Some(m) = manifests else {
         return Ok(images);
     };
@@ -79,7 +90,7 @@ pub async fn gather(
             "discoverImages: adding {} image(s) from the overlay",
             extra.len()
         );
-        images.extend(resolve_all(&extra, client, platforms, concurrency).await?);
+        images.extend(resolve_all(&extra, client, &layouts, platforms, concurrency).await?);
         missing = check_completeness(&uses, &mut images)?;
     }
     if !missing.is_empty() {
@@ -101,23 +112,42 @@ pub fn from_registry(reference: &str) -> ImageSpec {
     }
 }
 
-/// Resolve images concurrently, keeping spec order, dropping repeats.
+/// Resolve images concurrently, keeping spec order. The same image listed
+/// twice under one name is carried once; two different images under one
+/// name are refused, naming both sources.
 async fn resolve_all(
     specs: &[ImageSpec],
     client: &Client,
+    layouts: &Layouts,
     platforms: &[String],
     concurrency: usize,
 ) -> Result<Vec<ResolvedImage>, GatherError> {
     let resolved: Vec<ResolvedImage> = futures_util::stream::iter(specs.iter())
-        .map(|s| resolve::resolve(s, client, platforms))
+        .map(|s| resolve::resolve(s, client, layouts, platforms))
         .buffered(concurrency.max(1))
         .try_collect()
         .await?;
-    let mut seen = HashSet::new();
-    Ok(resolved
-        .into_iter()
-        .filter(|i| seen.insert(i.reference.clone()))
-        .collect())
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<ResolvedImage> = Vec::with_capacity(resolved.len());
+    for img in resolved {
+        match by_name.get(&img.reference) {
+            Some(&k) if out[k].root.digest == img.root.digest => {}
+            Some(&k) => {
+                return Err(GatherError::SameName {
+                    reference: img.reference,
+                    first: out[k].source.clone(),
+                    first_digest: out[k].root.digest.clone(),
+                    second: img.source,
+                    second_digest: img.root.digest,
+                })
+            }
+            None => {
+                by_name.insert(img.reference.clone(), out.len());
+                out.push(img);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Render an overlay and list its image uses.
@@ -169,4 +199,110 @@ fn check_completeness(
         img.used_by = set.into_iter().collect();
     }
     Ok(missing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atp_registry::ClientOptions;
+    use serde_json::json;
+
+    /// One OCI layout holding `n` images (distinct manifests over one config
+    /// and one layer), tagged `t0` … `t{n-1}`, each recording no name.
+    fn shared_layout(dir: &Path, n: usize) {
+        let blobs = dir.join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let put = |bytes: &[u8]| {
+            let d = Digest::of(bytes);
+            std::fs::write(blobs.join(d.hex()), bytes).unwrap();
+            json!({"digest": d.to_string(), "size": bytes.len()})
+        };
+        let layer = put(b"layer");
+        let config = put(br#"{"architecture":"amd64","os":"linux"}"#);
+        let mut index = Vec::new();
+        for i in 0..n {
+            let m = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config["digest"], "size": config["size"]},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer["digest"], "size": layer["size"]}],
+                "annotations": {"n": i.to_string()}});
+            let d = put(m.to_string().as_bytes());
+            index.push(
+                json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": d["digest"], "size": d["size"],
+                "annotations": {"org.opencontainers.image.ref.name": format!("t{i}")}}),
+            );
+        }
+        let index = json!({"schemaVersion": 2, "manifests": index});
+        std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+        std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    }
+
+    fn image(dir: &Path, tag: &str, name: &str) -> ImageSpec {
+        ImageSpec {
+            source: ImageSource::OciLayout {
+                dir: dir.to_path_buf(),
+                tag: Some(tag.into()),
+            },
+            name: Some(name.into()),
+        }
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// Issue 24 #9: 500 images from one 2,000-tag layout took 866 MB, each
+    /// image parsing the layout's index.json again.
+    #[test]
+    fn many_images_from_one_layout_read_its_index_once() {
+        let dir = tempfile::tempdir().unwrap();
+        shared_layout(dir.path(), 300);
+        let specs: Vec<ImageSpec> = (0..300)
+            .map(|i| {
+                image(
+                    dir.path(),
+                    &format!("t{i}"),
+                    &format!("example.org/many/i{i}:1"),
+                )
+            })
+            .collect();
+        let client = Client::new(ClientOptions::default()).unwrap();
+        let layouts = Layouts::default();
+        let images = run(resolve_all(&specs, &client, &layouts, &[], 4)).unwrap();
+        assert_eq!(layouts.parsed(), 1, "index.json parsed once per layout");
+        assert_eq!(images.len(), 300);
+        let digests: std::collections::HashSet<_> =
+            images.iter().map(|i| i.root.digest.clone()).collect();
+        assert_eq!(digests.len(), 300, "every image is its own");
+        assert_eq!(images[299].reference, "example.org/many/i299:1");
+    }
+
+    /// Issue 24 #5: a second image under a name already used was dropped.
+    #[test]
+    fn two_images_under_one_name_are_refused_and_one_image_twice_is_kept_once() {
+        let dir = tempfile::tempdir().unwrap();
+        shared_layout(dir.path(), 2);
+        let client = Client::new(ClientOptions::default()).unwrap();
+        let same = [
+            image(dir.path(), "t0", "example.org/a:1"),
+            image(dir.path(), "t0", "example.org/a:1"),
+        ];
+        let images = run(resolve_all(&same, &client, &Layouts::default(), &[], 2)).unwrap();
+        assert_eq!(images.len(), 1);
+        let clash = [
+            image(dir.path(), "t0", "example.org/a:1"),
+            image(dir.path(), "t1", "example.org/a:1"),
+        ];
+        let err = run(resolve_all(&clash, &client, &Layouts::default(), &[], 2))
+            .err()
+            .expect("refused")
+            .to_string();
+        let d = dir.path().display();
+        assert!(err.contains("example.org/a:1"), "{err}");
+        assert!(err.contains(&format!("oci:{d}:t0")), "{err}");
+        assert!(err.contains(&format!("oci:{d}:t1")), "{err}");
+    }
 }

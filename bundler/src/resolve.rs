@@ -12,7 +12,7 @@ use atp_bundle::Digest;
 use atp_registry::{Client, Reference, Repository};
 
 use crate::source::docker_archive::DockerArchive;
-use crate::source::oci_layout::OciLayout;
+use crate::source::oci_layout::{Layouts, OciLayout};
 use crate::spec::{ImageSource, ImageSpec};
 
 /// Where the bytes of an image's blobs can be read.
@@ -27,6 +27,9 @@ pub enum Origin {
 pub struct ResolvedImage {
     /// Normalized reference the image is known by in the bundle.
     pub reference: String,
+    /// Where it was read, as the spec writes it (`oci:DIR:TAG`, a registry
+    /// reference, `docker-archive:FILE`), for messages.
+    pub source: String,
     /// The top manifest or index, as stored in the bundle (pruned when asked).
     pub root: Descriptor,
     /// Digest of the source index before pruning, when pruned.
@@ -52,6 +55,13 @@ pub enum ResolveError {
     },
     #[error("image {image}: {message}")]
     Source { image: String, message: String },
+    #[error("image {image}: its name {name} pins {pinned}, but the image read from the source is {carried}\nhint: correct the digest in the name, or leave it out (the bundle records the digest it carries)")]
+    PinnedDigest {
+        image: String,
+        name: String,
+        pinned: Digest,
+        carried: Digest,
+    },
     #[error("image {image}: {message}\nhint: {hint}")]
     Invalid {
         image: String,
@@ -70,10 +80,12 @@ pub fn normalize(reference: &str) -> Result<String, atp_registry::Error> {
     Ok(s)
 }
 
-/// Resolve one spec image.
+/// Resolve one spec image. Layouts are opened through `layouts`, once per
+/// folder.
 pub async fn resolve(
     img: &ImageSpec,
     client: &Client,
+    layouts: &Layouts,
     platforms: &[String],
 ) -> Result<ResolvedImage, ResolveError> {
     let label = match &img.source {
@@ -106,7 +118,7 @@ pub async fn resolve(
                 (Some(r.clone()), m.bytes.to_vec(), m.media_type, origin)
             }
             ImageSource::OciLayout { dir, tag } => {
-                let layout = OciLayout::open(dir).map_err(|e| src_err(e.to_string()))?;
+                let layout = layouts.open(dir).map_err(|e| src_err(e.to_string()))?;
                 let d = layout
                     .find(tag.as_deref())
                     .map_err(|e| src_err(e.to_string()))?
@@ -116,12 +128,7 @@ pub async fn resolve(
                     .map_err(|e| src_err(e.to_string()))?;
                 check_bytes(&bytes, &d.digest, d.size).map_err(src_err)?;
                 let recorded = d.recorded_reference().map(str::to_string);
-                (
-                    recorded,
-                    bytes,
-                    d.media_type,
-                    Origin::Layout(Arc::new(layout)),
-                )
+                (recorded, bytes, d.media_type, Origin::Layout(layout))
             }
             ImageSource::DockerArchive { file } => {
                 let a = DockerArchive::open(file).map_err(|e| src_err(e.to_string()))?;
@@ -146,9 +153,26 @@ pub async fn resolve(
         source,
     })?;
 
+    let root = Descriptor::of_bytes(&media_type, &root_bytes);
+    if let Some(pinned) = name
+        .parse::<Reference>()
+        .ok()
+        .and_then(|r| r.digest().cloned())
+    {
+        if pinned != root.digest {
+            return Err(ResolveError::PinnedDigest {
+                image: label,
+                name,
+                pinned,
+                carried: root.digest,
+            });
+        }
+    }
+
     let mut out = ResolvedImage {
         reference,
-        root: Descriptor::of_bytes(&media_type, &root_bytes),
+        source: label.clone(),
+        root,
         source_digest: None,
         platforms: Vec::new(),
         manifests: HashMap::new(),

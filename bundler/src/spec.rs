@@ -135,11 +135,32 @@ struct RawBody {
     files: Vec<RawFile>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// An image entry: a string, or a map. Not `#[serde(untagged)]`, whose
+/// error ("did not match any variant") would hide which key was wrong: a
+/// map goes straight to [`RawNamedImage`], which names an unknown key.
 enum RawImage {
     Plain(String),
     Named(RawNamedImage),
+}
+
+impl<'de> Deserialize<'de> for RawImage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entry;
+        impl<'de> serde::de::Visitor<'de> for Entry {
+            type Value = RawImage;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an image reference, or a map {source: ..., name: ...}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawImage, E> {
+                Ok(RawImage::Plain(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawImage, A::Error> {
+                RawNamedImage::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawImage::Named)
+            }
+        }
+        d.deserialize_any(Entry)
+    }
 }
 
 #[derive(Deserialize)]
@@ -453,6 +474,28 @@ spec:
         for (text, needle) in cases {
             let err = Spec::parse(text, Path::new("s.yaml"), Path::new("/")).unwrap_err();
             assert!(err.to_string().contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_in_an_image_entry_is_named() {
+        let text = "metadata: {name: a, version: '1'}\nspec:\n  channel: c\n  sequence: 1\n  images:\n    - {source: 'oci:x', nmae: docker.io/a/b:1}\n";
+        let err = Spec::parse(text, Path::new("s.yaml"), Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `nmae`"), "{err}");
+        assert!(err.contains("`source`") && err.contains("`name`"), "{err}");
+        assert!(!err.contains("untagged"), "{err}");
+        // Other shapes still say what an entry may be.
+        for (entry, needle) in [
+            ("[x]", "an image reference, or a map"),
+            ("{name: a}", "missing field `source`"),
+        ] {
+            let text = format!("metadata: {{name: a, version: '1'}}\nspec: {{channel: c, sequence: 1, images: [{entry}]}}");
+            let err = Spec::parse(&text, Path::new("s.yaml"), Path::new("/"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{entry}: {err}");
         }
     }
 }

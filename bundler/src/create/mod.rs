@@ -108,6 +108,12 @@ pub enum CreateError {
     Delta(#[from] crate::delta::DeltaError),
     #[error("invalid SOURCE_DATE_EPOCH {0}")]
     Epoch(i64),
+    #[error("spec {spec}: spec.expires {expires} has passed (it is now {now}); every site would refuse the bundle\nhint: set a later spec.expires, or remove it")]
+    Expired {
+        spec: PathBuf,
+        expires: String,
+        now: String,
+    },
     #[error(transparent)]
     Media(#[from] MediaWriteError),
     #[error("{path}: {source}")]
@@ -146,6 +152,18 @@ pub async fn create(
     progress: Arc<dyn Progress>,
 ) -> Result<CreateSummary, CreateError> {
     let spec = Spec::load(&opts.spec)?;
+    let now = time::OffsetDateTime::now_utc();
+    if let Some(expires) = spec.expires.filter(|e| *e <= now) {
+        let rfc3339 = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| t.to_string())
+        };
+        return Err(CreateError::Expired {
+            spec: opts.spec.clone(),
+            expires: rfc3339(expires),
+            now: rfc3339(now.replace_nanosecond(0).unwrap_or(now)),
+        });
+    }
     let signing =
         keys::load_private_file(&opts.key, &opts.password).map_err(|source| CreateError::Key {
             path: opts.key.clone(),

@@ -3,8 +3,11 @@
 //! Only reads: never writes into the layout. Every path it opens is built from
 //! a validated [`Digest`], so an index cannot steer it outside `blobs/sha256/`.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use atp_bundle::Digest;
 use serde::Deserialize;
@@ -139,6 +142,36 @@ impl OciLayout {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// The layouts opened during one run, by folder: a layout that many images
+/// come from (one `oci:DIR:TAG` per tag) is read and parsed once and shared
+/// by all of them, so memory does not grow with the number of its images.
+#[derive(Debug, Default)]
+pub struct Layouts {
+    open: Mutex<HashMap<PathBuf, Arc<OciLayout>>>,
+    parsed: AtomicUsize,
+}
+
+impl Layouts {
+    /// The layout in `dir`, opened on first use.
+    pub fn open(&self, dir: &Path) -> Result<Arc<OciLayout>, LayoutError> {
+        // The same folder spelled two ways is still one layout.
+        let key = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        let mut open = self.open.lock().expect("layout cache poisoned");
+        if let Some(l) = open.get(&key) {
+            return Ok(l.clone());
+        }
+        let layout = Arc::new(OciLayout::open(dir)?);
+        self.parsed.fetch_add(1, Ordering::Relaxed);
+        open.insert(key, layout.clone());
+        Ok(layout)
+    }
+
+    /// How many `index.json` files were read and parsed.
+    pub fn parsed(&self) -> usize {
+        self.parsed.load(Ordering::Relaxed)
     }
 }
 
