@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use atp_bundle::digest::{BlobMismatch, Hasher, VerifyingReader};
 use atp_bundle::format::{annotation as ann, role, Descriptor, ImageManifest};
-use atp_bundle::media::{BundleInput, Cursor};
+use atp_bundle::media::Cursor;
 use atp_bundle::progress::Progress;
 use atp_bundle::verify::{BlobLocation, Report};
 use atp_bundle::Digest;
@@ -35,8 +35,11 @@ use atp_registry::mapping::{self, SourceRef};
 use atp_registry::{Client, Repository};
 use serde::Serialize;
 
-use crate::install::InstallOptions;
-use crate::push::{self, PushStats};
+use atp_registry::copy::{self, CopyError, CopyStats, ImageCopy, Plan};
+
+use crate::options::FilesOptions;
+use crate::site::Site;
+use crate::verified::VerifiedBundle;
 
 /// Prefix of a file set's reference name in `index.json`.
 pub const SET_REF_PREFIX: &str = "atp-offline/files/";
@@ -102,7 +105,7 @@ pub struct PushedFileSet {
 pub struct FilesOutcome {
     pub registry: Vec<PushedFileSet>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub registry_stats: Option<PushStats>,
+    pub registry_stats: Option<CopyStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_cache: Option<CacheSummary>,
 }
@@ -148,7 +151,7 @@ pub enum FilesError {
     #[error(transparent)]
     Registry(#[from] atp_registry::Error),
     #[error(transparent)]
-    Push(#[from] push::PushError),
+    Copy(#[from] CopyError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FilesError + '_ {
@@ -219,19 +222,18 @@ pub fn file_sets(
 }
 
 /// Run the model-file steps `opts` asks for: the registry push first, then
-/// the model cache. Payloads are read only through `input`, the bundle as
+/// the model cache. Payloads are read only through the verified bundle, as
 /// opened for verification (plain tar, seekable zstd or split volumes).
 pub async fn install(
-    opts: &InstallOptions,
-    report: &Report,
+    opts: &FilesOptions,
+    site: &Site,
     client: &Client,
-    locations: &HashMap<Digest, BlobLocation>,
-    read: &(dyn Fn(&Digest) -> Result<Vec<u8>, String> + Sync),
-    input: Arc<BundleInput>,
+    bundle: &VerifiedBundle,
     progress: Arc<dyn Progress>,
 ) -> Result<FilesOutcome, FilesError> {
+    let report = &bundle.report;
     let mut outcome = FilesOutcome::default();
-    if !opts.files_to_registry && opts.model_cache_dir.is_none() {
+    if !opts.to_registry && opts.model_cache_dir.is_none() {
         let n = report
             .top_level
             .iter()
@@ -242,21 +244,12 @@ pub async fn install(
         }
         return Ok(outcome);
     }
-    let sets = file_sets(report, read)?;
+    let read = |d: &Digest| bundle.read_text_err(d);
+    let sets = file_sets(report, &read)?;
     let omitted: HashSet<Digest> = report.omitted.iter().cloned().collect();
-    if opts.files_to_registry {
-        let (pushed, stats) = push_sets(
-            opts,
-            report,
-            client,
-            &sets,
-            &input,
-            locations,
-            read,
-            &omitted,
-            progress.clone(),
-        )
-        .await?;
+    if opts.to_registry {
+        let (pushed, stats) =
+            push_sets(site, client, bundle, &sets, &omitted, progress.clone()).await?;
         outcome.registry = pushed;
         outcome.registry_stats = Some(stats);
     }
@@ -265,10 +258,10 @@ pub async fn install(
             dir: dir.clone(),
             prune: opts.prune,
             sets,
-            locations: locations.clone(),
+            locations: bundle.locations.clone(),
             omitted,
         };
-        let tar = input.tar();
+        let tar = bundle.input.tar();
         let summary = tokio::task::spawn_blocking(move || {
             // Positional reads over the bundle's tar stream, wherever it lives.
             let open = |loc: &BlobLocation| -> io::Result<Box<dyn Read + '_>> {
@@ -288,7 +281,7 @@ pub async fn install(
 /// to the sets' reference names (together with the images, so the flat
 /// layout refuses a set and an image that would share a repository).
 pub fn map_sets(
-    opts: &InstallOptions,
+    site: &Site,
     report: &Report,
     sets: &[FileSet],
 ) -> Result<Vec<(SourceRef, Repository)>, FilesError> {
@@ -302,46 +295,49 @@ pub fn map_sets(
         .collect::<Result<_, _>>()?;
     let map = mapping::map_repositories(
         image_refs.iter().chain(&set_refs),
-        &opts.layout,
-        opts.repo_prefix.as_deref(),
+        &site.layout,
+        site.repo_prefix.as_deref(),
     )?;
     set_refs
         .into_iter()
         .map(|s| {
-            let repo = Repository::new(&opts.registry, &map[&s.repository()])?;
+            let repo = site.repository(&map[&s.repository()])?;
             Ok((s, repo))
         })
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Push the file-set artifacts through the copy engine, after checking
+/// that every blob a delta leaves out is already in the registry.
 async fn push_sets(
-    opts: &InstallOptions,
-    report: &Report,
+    site: &Site,
     client: &Client,
+    bundle: &VerifiedBundle,
     sets: &[FileSet],
-    input: &BundleInput,
-    locations: &HashMap<Digest, BlobLocation>,
-    read: &(dyn Fn(&Digest) -> Result<Vec<u8>, String> + Sync),
     omitted: &HashSet<Digest>,
     progress: Arc<dyn Progress>,
-) -> Result<(Vec<PushedFileSet>, PushStats), FilesError> {
-    let mut plans = Vec::new();
+) -> Result<(Vec<PushedFileSet>, CopyStats), FilesError> {
+    let mut copies = Vec::new();
     let mut relied_on = Vec::new();
-    for (set, (src, target)) in sets.iter().zip(map_sets(opts, report, sets)?) {
+    for (set, (src, target)) in sets.iter().zip(map_sets(site, &bundle.report, sets)?) {
         if let Some(tag) = &src.tag {
             target.tag(tag)?;
         }
-        let (plan, relies) = push::plan_image(
+        let walked = copy::walk_image(
             &set.reference,
-            target.clone(),
-            src.tag.clone(),
             &set.descriptor,
-            read,
+            &mut |d| bundle.read_text_err(&d.digest),
             omitted,
         )?;
-        relied_on.extend(relies.into_iter().map(|d| (target.clone(), d)));
-        plans.push((set.name.clone(), plan));
+        relied_on.extend(walked.relied_on.into_iter().map(|d| (target.clone(), d)));
+        copies.push(ImageCopy {
+            source: set.reference.clone(),
+            target,
+            tag: src.tag.clone(),
+            root: set.descriptor.clone(),
+            manifests: walked.manifests,
+            blobs: walked.blobs,
+        });
     }
     let mut missing = Vec::new();
     for (repo, d) in &relied_on {
@@ -351,33 +347,23 @@ async fn push_sets(
     }
     if !missing.is_empty() {
         return Err(FilesError::DeltaBaseMissing {
-            registry: opts.registry.clone(),
+            registry: site.registry.clone(),
             missing,
         });
     }
-    let images: Vec<_> = plans.iter().map(|(_, p)| p.clone()).collect();
-    let (stats, _) = push::push_all(
-        client,
-        &images,
-        input,
-        locations,
-        opts.concurrency,
-        progress,
-    )
-    .await?;
-    let pushed = plans
-        .into_iter()
+    let plan = Plan::new(copies);
+    let done = copy::execute(client, &plan, bundle, site.concurrency, "files", progress).await?;
+    let pushed = sets
+        .iter()
+        .zip(&plan.images)
         .map(|(set, p)| PushedFileSet {
-            set,
+            set: set.name.clone(),
             source: p.source.clone(),
-            target: match &p.tag {
-                Some(t) => format!("{}:{t}", p.target),
-                None => format!("{}@{}", p.target, p.root.digest),
-            },
+            target: p.target_reference(),
             digest: p.root.digest.clone(),
         })
         .collect();
-    Ok((pushed, stats))
+    Ok((pushed, done.stats))
 }
 
 /// Everything the model-cache writer needs, owned (it runs on a blocking

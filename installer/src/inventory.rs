@@ -5,11 +5,8 @@
 //!   HEADs), and writes a small plain-JSON [`SiteInventory`] to carry back
 //!   out of the gap. What the receipts promise but the registry no longer has
 //!   (a wiped or garbage-collected registry) is left out and reported.
-//! - [`confirm_omitted`]: install's delta pre-check: every blob a delta
-//!   leaves out must be in its target repository, or be mountable there from
-//!   another repository of the same registry that holds it. It decides by
-//!   HEAD alone and mounts only once every blob has a source, so a failed
-//!   check pushes nothing.
+//! - [`receipt_repositories`]: the repositories the receipts name, where
+//!   install's delta pre-check ([`crate::delta`]) looks for omitted blobs.
 //!
 //! Reads the state dir, never writes it; the inventory never holds a
 //! credential; nothing here uploads a byte of blob data.
@@ -22,26 +19,19 @@ use atp_bundle::format::inventory::{
     Gone, InventoryBundle, SiteInventory, INVENTORY_FORMAT, INVENTORY_KIND,
 };
 use atp_bundle::Digest;
-use atp_registry::{BlobSource, Client, ManifestKind, Reference, Repository, RetryPolicy};
-use futures_util::future::BoxFuture;
+use atp_registry::{Client, ManifestKind, Reference, Repository};
 use futures_util::{StreamExt, TryStreamExt};
-use serde::Deserialize;
 
-use crate::state::StateDir;
+use crate::site::Site;
+use crate::state::{read_receipts, Receipt, StateDir};
 
 /// Everything `inventory` needs.
 #[derive(Debug, Clone)]
 pub struct InventoryOptions {
-    /// The site registry, `host[:port]`, as given to `install`.
-    pub registry: String,
-    pub plain_http: bool,
-    pub registry_ca: Option<PathBuf>,
-    pub credentials: Option<(String, String)>,
+    /// The site registry, as given to `install` (its `concurrency` bounds
+    /// the requests in flight).
+    pub site: Site,
     pub state_dir: PathBuf,
-    /// Requests in flight.
-    pub concurrency: usize,
-    /// Retry policy override (tests use fast retries).
-    pub retry: Option<RetryPolicy>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,44 +55,17 @@ pub enum InventoryError {
     },
 }
 
-/// The part of an install receipt the inventory reads.
-#[derive(Debug, Deserialize)]
-struct Receipt {
-    index_digest: Digest,
-    name: String,
-    version: String,
-    channel: String,
-    sequence: u64,
-    registry: String,
-    #[serde(default)]
-    images: Vec<ReceiptImage>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ReceiptImage {
-    target: String,
-    digest: Digest,
-}
-
 /// An image's target repository and root digest.
 type Placed = (Repository, Digest);
 
 /// The receipts of bundles installed into `registry`, each with the
-/// repository and root digest of its images. Unreadable receipts are skipped
-/// with a warning (a smaller inventory only makes the next delta larger).
-fn receipts(
-    receipts: Vec<serde_json::Value>,
+/// repository and root digest of its images.
+fn receipts_for(
+    receipts: Vec<Receipt>,
     registry: &str,
 ) -> Result<Vec<(Receipt, Vec<Placed>)>, InventoryError> {
     let mut out = Vec::new();
-    for v in receipts {
-        let r: Receipt = match serde_json::from_value(v) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!("skipping a receipt this version cannot read: {e}");
-                continue;
-            }
-        };
+    for r in receipts {
         if r.registry != registry {
             tracing::info!(
                 "skipping receipt {} {}: installed into {}, not {registry}",
@@ -127,22 +90,6 @@ fn receipts(
         out.push((r, images));
     }
     Ok(out)
-}
-
-/// A client for the site registry.
-fn client(opts: &InventoryOptions) -> Result<Client, InventoryError> {
-    crate::install::site_client(
-        &opts.registry,
-        opts.plain_http,
-        opts.registry_ca.as_deref(),
-        opts.credentials.as_ref(),
-        opts.concurrency,
-        opts.retry.as_ref(),
-    )
-    .map_err(|source| InventoryError::Registry {
-        what: "a client".into(),
-        source,
-    })
 }
 
 /// One image as found in the registry.
@@ -220,9 +167,16 @@ pub async fn inventory(opts: &InventoryOptions) -> Result<SiteInventory, Invento
             path: opts.state_dir.clone(),
         });
     }
-    let state = StateDir::open(&opts.state_dir)?;
-    let receipts = receipts(state.receipts()?, &opts.registry)?;
-    let client = client(opts)?;
+    // Held for the walk, so no install changes the receipts meanwhile.
+    let _state = StateDir::open(&opts.state_dir)?;
+    let receipts = receipts_for(read_receipts(&opts.state_dir), &opts.site.registry)?;
+    let client = opts
+        .site
+        .client()
+        .map_err(|source| InventoryError::Registry {
+            what: "a client".into(),
+            source,
+        })?;
     let images: BTreeSet<(Repository, Digest)> = receipts
         .iter()
         .flat_map(|(_, imgs)| imgs.iter().cloned())
@@ -235,7 +189,7 @@ pub async fn inventory(opts: &InventoryOptions) -> Result<SiteInventory, Invento
                 Ok::<_, InventoryError>(((repo, root), w))
             }
         })
-        .buffer_unordered(opts.concurrency.max(1))
+        .buffer_unordered(opts.site.concurrency.max(1))
         .try_collect()
         .await?;
 
@@ -268,7 +222,7 @@ pub async fn inventory(opts: &InventoryOptions) -> Result<SiteInventory, Invento
                 r.version,
                 r.sequence,
                 r.channel,
-                opts.registry
+                opts.site.registry
             );
         }
         bundles.push(InventoryBundle {
@@ -284,7 +238,7 @@ pub async fn inventory(opts: &InventoryOptions) -> Result<SiteInventory, Invento
     Ok(SiteInventory {
         kind: INVENTORY_KIND.into(),
         format: INVENTORY_FORMAT,
-        registry: opts.registry.clone(),
+        registry: opts.site.registry.clone(),
         created: format_time(time::OffsetDateTime::now_utc()),
         bundles,
         channels,
@@ -302,22 +256,7 @@ pub fn receipt_repositories(
     registry: &str,
     bases: &[Digest],
 ) -> Result<Vec<Repository>, InventoryError> {
-    let dir = state_dir.join("receipts");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(Vec::new());
-    };
-    let mut values = Vec::new();
-    for e in entries.filter_map(Result::ok) {
-        let p = e.path();
-        if p.extension().is_none_or(|x| x != "json") {
-            continue;
-        }
-        match std::fs::read(&p).map(|b| serde_json::from_slice(&b)) {
-            Ok(Ok(v)) => values.push(v),
-            _ => tracing::warn!("skipping unreadable receipt {}", p.display()),
-        }
-    }
-    let mut all = receipts(values, registry)?;
+    let mut all = receipts_for(read_receipts(state_dir), registry)?;
     all.sort_by_key(|(r, _)| !bases.contains(&r.index_digest));
     let mut out: Vec<Repository> = Vec::new();
     for (_, imgs) in all {
@@ -328,101 +267,6 @@ pub fn receipt_repositories(
         }
     }
     Ok(out)
-}
-
-/// HEAD requests in flight during the delta pre-check.
-const HEADS_IN_FLIGHT: usize = 8;
-
-/// The source of a blob that may only be mounted: a delta does not carry
-/// its bytes, so an upload must never start.
-struct MountOnly;
-
-impl BlobSource for MountOnly {
-    fn open(
-        &self,
-        _offset: u64,
-    ) -> BoxFuture<'_, std::io::Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>>> {
-        Box::pin(async {
-            Err(std::io::Error::other(
-                "the registry refused the mount, and the delta bundle does not carry this blob",
-            ))
-        })
-    }
-}
-
-/// The delta pre-check. Every `(repository, blob)` the delta relies on is
-/// looked up by HEAD in its repository, then in `candidates` and the other
-/// repositories of `relied_on`. Returns the blobs found nowhere, as
-/// `digest (for repo)` lines, having pushed nothing; when none is missing
-/// and `mount` is set, mounts each blob that sits only in another
-/// repository, and returns empty.
-pub async fn confirm_omitted(
-    client: &Client,
-    relied_on: &[(Repository, Digest)],
-    candidates: &[Repository],
-    mount: bool,
-) -> Result<Vec<String>, InventoryError> {
-    let head = |repo: &Repository, d: &Digest| {
-        let (repo, d) = (repo.clone(), d.clone());
-        async move {
-            client
-                .blob_exists(&repo, &d)
-                .await
-                .map_err(|source| InventoryError::Registry {
-                    what: format!("blob {repo}@{d}"),
-                    source,
-                })
-        }
-    };
-    let mut sources: Vec<Repository> = candidates.to_vec();
-    for (repo, _) in relied_on {
-        if !sources.contains(repo) {
-            sources.push(repo.clone());
-        }
-    }
-    // Where each blob is: `None` in place, `Some(Some(from))` elsewhere,
-    // `Some(None)` nowhere. Several blobs are looked up at once, in order.
-    let places: Vec<Option<Option<(&Repository, u64)>>> = futures_util::stream::iter(relied_on)
-        .map(|(repo, d)| {
-            let (head, sources) = (&head, &sources);
-            async move {
-                if head(repo, d).await?.is_some() {
-                    return Ok::<_, InventoryError>(None);
-                }
-                for from in sources.iter().filter(|s| *s != repo) {
-                    if let Some(size) = head(from, d).await? {
-                        return Ok(Some(Some((from, size))));
-                    }
-                }
-                Ok(Some(None))
-            }
-        })
-        .buffered(HEADS_IN_FLIGHT)
-        .try_collect()
-        .await?;
-    let mut missing = Vec::new();
-    let mut mounts = Vec::new();
-    for ((repo, d), place) in relied_on.iter().zip(places) {
-        match place {
-            None => {}
-            Some(Some((from, size))) => mounts.push((repo, d, from, size)),
-            Some(None) => missing.push(format!("  {d} (for {repo})")),
-        }
-    }
-    if !missing.is_empty() || !mount {
-        return Ok(missing);
-    }
-    for (repo, d, from, size) in mounts {
-        let outcome = client
-            .push_blob(repo, d, size, &MountOnly, std::slice::from_ref(from))
-            .await
-            .map_err(|source| InventoryError::Registry {
-                what: format!("a mount of {d} from {from} into {repo}"),
-                source,
-            })?;
-        tracing::info!("delta: {d} for {repo}: {outcome:?}");
-    }
-    Ok(Vec::new())
 }
 
 /// Write an inventory as pretty JSON, atomically, mode 0644.

@@ -3,11 +3,16 @@
 //!
 //! - [`verify`]: check every byte of a bundle against the trusted key
 //! - [`verify_media`]: split volumes against their signed `volumes.json`
-//! - [`media_source`]: push sources over volumes and seekable zstd
-//! - [`install`]: verify → push → render → air-gap gate → apply → record
+//! - [`verified`]: a verified bundle read in place, re-hashed on every read
+//! - [`media_source`]: upload sources over a tar, volumes and seekable zstd
+//! - [`site`], [`options`], [`error`]: the site registry, what install is
+//!   asked to do, and why it stopped
+//! - [`prepare`]: the plan phase shared by install and simulate (sends nothing)
+//! - [`delta`]: the delta bundle pre-check (blobs the registry must have)
+//! - [`install`]: verify → plan → copy → files → render → gate → apply → record
+//! - [`single_pass`]: verify and push blobs in one read of slow media
 //! - [`simulate`]: every step of install except the writes, and the plan
 //! - [`inventory`]: what the site registry holds, for delta bundles
-//! - [`push`]: bundled images into the site registry, digests preserved
 //! - [`files`]: model files into the model cache folder and the registry
 //! - [`render`]: the shipped overlay rewritten for the site
 //! - [`gate`]: the air-gap gate over rendered output
@@ -15,16 +20,21 @@
 //! - [`state`], [`metrics`]: rollback protection, receipts, Prometheus textfile
 
 pub mod apply;
+pub mod delta;
+pub mod error;
 pub mod files;
 pub mod gate;
 pub mod install;
 pub mod inventory;
 pub mod media_source;
 pub mod metrics;
-pub mod push;
+pub mod options;
+pub mod prepare;
 pub mod render;
 pub mod simulate;
 pub mod single_pass;
+pub mod site;
 pub mod state;
+pub mod verified;
 pub mod verify;
 pub mod verify_media;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use atp_installer::apply::ApplyOptions;
-use atp_installer::install::InstallOptions;
+use atp_installer::options::{FilesOptions, InstallOptions};
+use atp_installer::site::{Site, SiteCredentials};
 use atp_registry::mapping::Layout;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -96,11 +97,21 @@ struct SiteArgs {
 
 impl SiteArgs {
     /// User and password, the password read from standard input.
-    fn credentials(&self) -> Result<Option<(String, String)>> {
+    fn credentials(&self) -> Result<Option<SiteCredentials>> {
         match (&self.username, self.password_stdin) {
-            (Some(u), true) => Ok(Some((u.clone(), read_password()?))),
+            (Some(u), true) => Ok(Some(SiteCredentials::new(u, read_password()?))),
             _ => Ok(None),
         }
+    }
+
+    /// The site registry with these flags (the password read from stdin).
+    fn site(&self, concurrency: usize) -> Result<Site> {
+        let mut site = Site::new(&self.registry);
+        site.plain_http = self.plain_http;
+        site.registry_ca = self.registry_ca.clone();
+        site.credentials = self.credentials()?;
+        site.concurrency = concurrency;
+        Ok(site)
     }
 }
 
@@ -242,15 +253,9 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(if report.ok { 0 } else { 1 })
         }
         Command::Inventory(a) => {
-            let credentials = a.site.credentials()?;
             let opts = atp_installer::inventory::InventoryOptions {
-                registry: a.site.registry,
-                plain_http: a.site.plain_http,
-                registry_ca: a.site.registry_ca,
-                credentials,
+                site: a.site.site(a.concurrency)?,
                 state_dir: a.state_dir,
-                concurrency: a.concurrency,
-                retry: None,
             };
             let rt = tokio::runtime::Runtime::new()?;
             let inv = rt.block_on(atp_installer::inventory::inventory(&opts))?;
@@ -370,7 +375,7 @@ fn simulate(a: InstallArgs, quiet: bool) -> Result<i32> {
 }
 
 fn install_options(a: InstallArgs) -> Result<InstallOptions> {
-    let credentials = a.site.credentials()?;
+    let mut site = a.site.site(a.concurrency)?;
     let layout = match (&a.mapping_file, a.layout) {
         (Some(path), _) => {
             let text = std::fs::read_to_string(path)
@@ -383,17 +388,14 @@ fn install_options(a: InstallArgs) -> Result<InstallOptions> {
         (None, LayoutArg::Nested) => Layout::Nested,
         (None, LayoutArg::Flat) => Layout::Flat,
     };
+    site.repo_prefix = a.repo_prefix;
+    site.layout = layout;
+    site.retry = retry_policy(a.retries, a.retry_max_time);
     Ok(InstallOptions {
         bundle: a.bundle,
         volumes_from: a.volumes_from,
         key: a.key,
-        registry: a.site.registry,
-        plain_http: a.site.plain_http,
-        registry_ca: a.site.registry_ca,
-        credentials,
-        repo_prefix: a.repo_prefix,
-        layout,
-        concurrency: a.concurrency,
+        site,
         render_to: a.render_to,
         apply: a.apply.then_some(ApplyOptions {
             kubeconfig: a.kubeconfig,
@@ -403,11 +405,12 @@ fn install_options(a: InstallArgs) -> Result<InstallOptions> {
         state_dir: a.state_dir,
         metrics_file: a.metrics_file,
         allow_downgrade: a.allow_downgrade,
-        retry: retry_policy(a.retries, a.retry_max_time),
         single_pass: a.single_pass,
-        model_cache_dir: a.model_cache_dir,
-        files_to_registry: a.files_to_registry,
-        prune: a.prune,
+        files: FilesOptions {
+            model_cache_dir: a.model_cache_dir,
+            to_registry: a.files_to_registry,
+            prune: a.prune,
+        },
     })
 }
 

@@ -1,4 +1,4 @@
-//! Push sources over a [`BundleInput`]: a blob's bytes read by position from
+//! Upload sources over a [`BundleInput`]: a blob's bytes read by position from
 //! the plain tar, the volumes or the seekable zstd stream, handed to the
 //! registry client as an `AsyncRead`.
 //!
@@ -20,32 +20,19 @@ use tokio::io::{AsyncRead, ReadBuf};
 /// Bytes per read handed from the blocking reader to the upload.
 const PIECE: usize = 1 << 20;
 
-/// Where [`crate::push::push_all`] gets each blob's bytes.
-pub trait BlobSources: Sync {
-    fn blob_source(&self, loc: &BlobLocation) -> Box<dyn BlobSource>;
-}
-
-/// A plain bundle tar file.
-impl BlobSources for std::path::PathBuf {
-    fn blob_source(&self, loc: &BlobLocation) -> Box<dyn BlobSource> {
-        Box::new(FileSource {
-            path: self.clone(),
+/// A source of the blob at `loc` of a bundle on any media: a plain tar
+/// keeps the file fast path; volumes and zstd streams read by position.
+pub fn blob_source(input: &BundleInput, loc: &BlobLocation) -> Box<dyn BlobSource> {
+    match &input.plain_file {
+        Some(path) => Box::new(FileSource {
+            path: path.clone(),
             start: loc.data_offset,
-        })
-    }
-}
-
-/// A bundle on any media: a plain tar keeps the file fast path.
-impl BlobSources for BundleInput {
-    fn blob_source(&self, loc: &BlobLocation) -> Box<dyn BlobSource> {
-        match &self.plain_file {
-            Some(path) => path.blob_source(loc),
-            None => Box::new(ReadAtSource {
-                src: self.tar(),
-                start: loc.data_offset,
-                size: loc.size,
-            }),
-        }
+        }),
+        None => Box::new(ReadAtSource {
+            src: input.tar(),
+            start: loc.data_offset,
+            size: loc.size,
+        }),
     }
 }
 

@@ -21,20 +21,23 @@
 //! that is removed. The one request that is not a read is the cancelled
 //! upload session above.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use atp_bundle::progress::Progress;
 use atp_bundle::Digest;
+use atp_registry::copy;
+pub use atp_registry::copy::{Action, BlobStep, ManifestStep};
 use atp_registry::{Client, Repository};
-use futures_util::StreamExt;
 use serde::Serialize;
 
+use crate::error::InstallError;
 use crate::gate::{self, Presence};
-use crate::install::{self, InstallError, InstallOptions, Prepared, PushedImage};
-use crate::state::{self, SequenceCheck};
+use crate::options::InstallOptions;
+use crate::prepare::{self, Prepared};
+use crate::state::{self, PushedImage, SequenceCheck};
 
 /// How push permission is checked, for the plan and the docs.
 pub const PUSH_CHECK: &str = "opened a blob upload session (POST /v2/<repo>/blobs/uploads/) per target repository and cancelled it at once (DELETE)";
@@ -53,35 +56,6 @@ impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "[{}] {}\n  fix: {}", self.check, self.problem, self.fix)
     }
-}
-
-/// What the install would do with one blob in one repository.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Upload,
-    Mount,
-    Skip,
-    Push,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct BlobStep {
-    pub digest: Digest,
-    pub size: u64,
-    pub repository: String,
-    pub action: Action,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ManifestStep {
-    pub repository: String,
-    /// A digest, or the tag.
-    pub reference: String,
-    pub digest: Digest,
-    pub action: Action,
 }
 
 /// Free space against what the run writes, on the filesystem holding `path`.
@@ -166,7 +140,7 @@ fn finding(check: &str, err: &dyn std::fmt::Display, default_fix: &str) -> Findi
 
 fn install_finding(e: &InstallError) -> Finding {
     let check = match e {
-        InstallError::Rejected { .. } | InstallError::Verify(_) => "bundle",
+        InstallError::Rejected { .. } | InstallError::Verify(_) | InstallError::Read(_) => "bundle",
         InstallError::State(_) => "state dir",
         InstallError::Rollback { .. } => "rollback",
         InstallError::Mapping(_) => "mapping",
@@ -186,7 +160,7 @@ fn install_finding(e: &InstallError) -> Finding {
 pub async fn simulate(opts: &InstallOptions, progress: Arc<dyn Progress>) -> Simulation {
     let mut sim = Simulation {
         bundle: opts.bundle.clone(),
-        registry: opts.registry.clone(),
+        registry: opts.site.registry.clone(),
         push_check: PUSH_CHECK.into(),
         ..Default::default()
     };
@@ -203,16 +177,19 @@ pub async fn simulate(opts: &InstallOptions, progress: Arc<dyn Progress>) -> Sim
             &index.to_string(),
         )
     };
-    let mut lenient = opts.clone();
-    lenient.allow_downgrade = true;
-    let prepared = match install::prepare(&lenient, &lookup, progress).await {
-        Ok(p) => p,
-        Err(e) => {
-            sim.findings.push(install_finding(&e));
-            sim.ok = false;
-            return sim;
-        }
-    };
+    // A simulation verifies the bundle the default way whatever the flags
+    // say: `--single-pass` pushes as it verifies, and a simulation never
+    // writes. The plan is the same in both modes.
+    let verified = crate::install::verify(opts, progress).await;
+    let prepared =
+        match verified.and_then(|bundle| prepare::prepare(bundle, &opts.site, &lookup, true)) {
+            Ok(p) => p,
+            Err(e) => {
+                sim.findings.push(install_finding(&e));
+                sim.ok = false;
+                return sim;
+            }
+        };
     let info = &prepared.info;
     sim.index_digest = Some(prepared.index_digest.clone());
     sim.name = Some(info.name.clone());
@@ -334,7 +311,7 @@ async fn registry_checks(
     prepared: &Prepared,
     sim: &mut Simulation,
 ) -> Option<Client> {
-    let (host, port) = host_port(&opts.registry, opts.plain_http);
+    let (host, port) = host_port(&opts.site.registry, opts.site.plain_http);
     let connect = tokio::time::timeout(
         Duration::from_secs(10),
         tokio::net::TcpStream::connect((host.as_str(), port)),
@@ -348,14 +325,14 @@ async fn registry_checks(
     if let Some(reason) = reason {
         sim.findings.push(Finding {
             check: "registry".into(),
-            problem: format!("the registry {} is not reachable ({host} port {port}): {reason}", opts.registry),
+            problem: format!("the registry {} is not reachable ({host} port {port}): {reason}", opts.site.registry),
             fix: "check --registry (host and port), that the registry is running, and that this machine may connect to it".into(),
         });
         sim.notes
             .push("registry checks skipped: the registry is not reachable".into());
         return None;
     }
-    let client = match install::target_client(opts) {
+    let client = match opts.site.client() {
         Ok(c) => c,
         Err(e) => {
             sim.findings.push(finding(
@@ -367,7 +344,7 @@ async fn registry_checks(
         }
     };
     let mut repos: Vec<&Repository> = Vec::new();
-    for p in &prepared.plans {
+    for p in &prepared.plan.images {
         if !repos.contains(&&p.target) {
             repos.push(&p.target);
         }
@@ -408,17 +385,17 @@ fn registry_finding(e: &atp_registry::Error, opts: &InstallOptions) -> Finding {
             e,
             "",
         )
-        .with_fix(if opts.plain_http {
+        .with_fix(if opts.site.plain_http {
             "the registry speaks TLS: drop --plain-http and pass its CA with --registry-ca".into()
         } else {
             format!(
                 "pass the CA that signed the certificate of {} with --registry-ca (or --plain-http if it speaks plain HTTP)",
-                opts.registry
+                opts.site.registry
             )
         }),
         E::Unauthorized { .. } => finding("credentials", e, "").with_fix(format!(
             "check --username and the password given on standard input for {}",
-            opts.registry
+            opts.site.registry
         )),
         E::Transport { .. } => finding("registry", e, "check that the registry is up and reachable"),
         _ => finding("registry", e, "check the registry's health and settings"),
@@ -432,124 +409,39 @@ impl Finding {
     }
 }
 
-/// Predict, for every blob and manifest, what `push::push_all` will do.
+/// Predict, for every blob and manifest, what the copy engine will do:
+/// its own decision step, HEAD requests only.
 async fn plan_blobs(
     client: &Client,
     opts: &InstallOptions,
     prepared: &Prepared,
     sim: &mut Simulation,
 ) {
-    if let Err(e) = install::check_delta(client, opts, prepared).await {
+    if let Err(e) = crate::delta::check(client, &opts.state_dir, prepared, false).await {
         sim.findings.push(install_finding(&e));
     }
-    // digest → (size, repositories in image order), as push_all groups them.
-    let mut needs: BTreeMap<Digest, (u64, Vec<Repository>)> = BTreeMap::new();
-    for img in &prepared.plans {
-        for (d, size) in &img.blobs {
-            let e = needs.entry(d.clone()).or_insert((*size, Vec::new()));
-            if !e.1.contains(&img.target) {
-                e.1.push(img.target.clone());
-            }
+    let decided = match copy::decide(client, &prepared.plan, opts.site.concurrency).await {
+        Ok(d) => d,
+        Err(copy::CopyError::Registry { cause, .. }) => {
+            sim.findings.push(registry_finding(&cause, opts));
+            return;
         }
-    }
-    let results: Vec<Result<Vec<BlobStep>, atp_registry::Error>> =
-        futures_util::stream::iter(needs)
-            .map(|(digest, (size, repos))| async move {
-                let mut steps = Vec::new();
-                for (i, repo) in repos.iter().enumerate() {
-                    let found = client.blob_exists(repo, &digest).await?;
-                    let present = matches!(found, Some(n) if n == size || n == 0);
-                    let (action, from) = if present {
-                        (Action::Skip, None)
-                    } else if i == 0 {
-                        (Action::Upload, None)
-                    } else {
-                        (Action::Mount, Some(repos[0].to_string()))
-                    };
-                    steps.push(BlobStep {
-                        digest: digest.clone(),
-                        size,
-                        repository: repo.to_string(),
-                        action,
-                        from,
-                    });
-                }
-                Ok(steps)
-            })
-            .buffered(opts.concurrency.max(1))
-            .collect()
-            .await;
-    for r in results {
-        match r {
-            Ok(steps) => sim.blobs.extend(steps),
-            Err(e) => {
-                sim.findings.push(registry_finding(&e, opts));
-                return;
-            }
+        Err(e) => {
+            sim.findings.push(install_finding(&e.into()));
+            return;
         }
-    }
-    for b in &sim.blobs {
-        match b.action {
-            Action::Upload => {
-                sim.uploaded += 1;
-                sim.bytes_uploaded += b.size;
-            }
-            Action::Mount => {
-                sim.mounted += 1;
-                sim.bytes_mounted += b.size;
-            }
-            _ => {
-                sim.skipped += 1;
-                sim.bytes_skipped += b.size;
-            }
-        }
-    }
-
-    // Manifests by digest (children first), then the tag.
-    let mut will_have: HashSet<(String, Digest)> = HashSet::new();
-    for img in &prepared.plans {
-        let repo = img.target.to_string();
-        let mut steps = Vec::new();
-        for (d, _) in &img.manifests {
-            let key = (repo.clone(), d.digest.clone());
-            let there = will_have.contains(&key)
-                || match client
-                    .manifest_exists(&img.target, &d.digest.to_string())
-                    .await
-                {
-                    Ok(found) => found.as_ref() == Some(&d.digest),
-                    Err(e) => {
-                        sim.findings.push(registry_finding(&e, opts));
-                        return;
-                    }
-                };
-            will_have.insert(key);
-            steps.push((d.digest.to_string(), d.digest.clone(), there));
-        }
-        if let Some(tag) = &img.tag {
-            let there = match client.manifest_exists(&img.target, tag).await {
-                Ok(found) => found.as_ref() == Some(&img.root.digest),
-                Err(e) => {
-                    sim.findings.push(registry_finding(&e, opts));
-                    return;
-                }
-            };
-            steps.push((tag.clone(), img.root.digest.clone(), there));
-        }
-        for (reference, digest, there) in steps {
-            if there {
-                sim.manifests_skipped += 1;
-            } else {
-                sim.manifests_pushed += 1;
-            }
-            sim.manifests.push(ManifestStep {
-                repository: repo.clone(),
-                reference,
-                digest,
-                action: if there { Action::Skip } else { Action::Push },
-            });
-        }
-    }
+    };
+    let stats = decided.stats();
+    sim.uploaded = stats.uploaded;
+    sim.mounted = stats.mounted;
+    sim.skipped = stats.skipped;
+    sim.bytes_uploaded = stats.bytes_uploaded;
+    sim.bytes_mounted = stats.bytes_mounted;
+    sim.bytes_skipped = stats.bytes_skipped;
+    sim.manifests_pushed = stats.manifests_pushed;
+    sim.manifests_skipped = stats.manifests_skipped;
+    sim.blobs = decided.blobs;
+    sim.manifests = decided.manifests;
 }
 
 /// Render, gate, and (when asked) the cluster dry run. Returns the bytes
@@ -561,7 +453,7 @@ async fn overlay_checks(
     dir: &Path,
     sim: &mut Simulation,
 ) -> (u64, u64) {
-    let rendered = match install::render_overlay(opts, prepared, dir) {
+    let rendered = match prepared.render_overlay(&opts.site, dir) {
         Ok(Some(r)) => r,
         Ok(None) => {
             sim.notes
@@ -578,14 +470,14 @@ async fn overlay_checks(
 
     // Present: carried by the bundle (it will be pushed) or already in the registry.
     let mut known: HashSet<(String, Digest)> = HashSet::new();
-    for p in &prepared.plans {
+    for p in &prepared.plan.images {
         for (d, _) in &p.manifests {
             known.insert((p.target.name().to_string(), d.digest.clone()));
         }
     }
     if let Some(client) = client {
         let objects = atp_bundle::kustomize::parse_objects(&rendered.yaml, dir).unwrap_or_default();
-        let prefix = format!("{}/", opts.registry);
+        let prefix = format!("{}/", opts.site.registry);
         for u in atp_bundle::kustomize::image_uses(&objects, &rendered.image_fields) {
             let Some((repo, digest)) = u
                 .image
@@ -595,10 +487,8 @@ async fn overlay_checks(
                 continue;
             };
             let repo = repo.split(':').next().unwrap_or(repo).to_string();
-            let (Ok(digest), Ok(r)) = (
-                digest.parse::<Digest>(),
-                Repository::new(&opts.registry, &repo),
-            ) else {
+            let (Ok(digest), Ok(r)) = (digest.parse::<Digest>(), opts.site.repository(&repo))
+            else {
                 continue;
             };
             if known.contains(&(repo.clone(), digest.clone())) {
@@ -609,7 +499,7 @@ async fn overlay_checks(
             }
         }
     }
-    match gate::check(&rendered.yaml, &opts.registry, &rendered.image_fields, Presence::Known(&known)).await {
+    match gate::check(&rendered.yaml, &opts.site.registry, &rendered.image_fields, Presence::Known(&known)).await {
         Ok(offences) if !offences.is_empty() => sim.findings.push(Finding {
             check: "air-gap gate".into(),
             problem: format!(
@@ -805,7 +695,7 @@ fn space_checks(
     render: (u64, u64),
     sim: &mut Simulation,
 ) {
-    let report = &prepared.report;
+    let report = &prepared.bundle.report;
     let files_json = report
         .config
         .as_ref()
@@ -830,13 +720,13 @@ fn space_checks(
         }
     }
     sim.host.state_dir = space(&opts.state_dir, state_bytes, state_files, "state dir", sim);
-    if let Some(dir) = &opts.model_cache_dir {
+    if let Some(dir) = &opts.files.model_cache_dir {
         // An upper bound: files already there and unchanged are not rewritten.
         let files = report.config.as_ref().map(|c| &c.files[..]).unwrap_or(&[]);
         let bytes = files.iter().map(|f| block(f.size)).sum();
         sim.host.model_cache_dir = space(dir, bytes, files.len() as u64, "model cache dir", sim);
     }
-    if opts.files_to_registry {
+    if opts.files.to_registry {
         sim.notes.push(
             "--files-to-registry: the file-set artifacts are not part of the blob plan above; push permission is checked for the image repositories only".into(),
         );

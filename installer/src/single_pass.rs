@@ -13,22 +13,37 @@
 //! before the whole bundle verified.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::Arc;
 
 use atp_bundle::format::manifest::Manifest;
 use atp_bundle::format::ManifestKind;
 use atp_bundle::media::BundleInput;
-use atp_bundle::progress::Progress;
+use atp_bundle::progress::{NoProgress, Progress};
 use atp_bundle::verify::{BlobLocation, Report, VisitBlob};
 use atp_bundle::Digest;
-use atp_registry::mapping::{self, SourceRef};
-use atp_registry::{Client, PushOutcome, Repository};
+use atp_registry::copy::{self, BlobNeed, CopyError, CopyStats};
+use atp_registry::mapping::{self, MappingError, SourceRef};
+use atp_registry::{Client, Repository};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::install::{InstallError, InstallOptions};
-use crate::media_source::BlobSources;
-use crate::push::PushStats;
+use crate::site::Site;
+use crate::verify::VerifyError;
+
+/// Why a single pass stopped (a bad bundle is not one of them: it is a
+/// finding in the returned report).
+#[derive(Debug, thiserror::Error)]
+pub enum SinglePassError {
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+    #[error(transparent)]
+    Registry(#[from] atp_registry::Error),
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+}
 
 /// Sends each verified blob's location to the pushing side.
 struct Forward(UnboundedSender<BlobLocation>);
@@ -39,21 +54,22 @@ impl VisitBlob for Forward {
     }
 }
 
-/// Verify the whole bundle, pushing each config and layer as soon as it has
-/// verified. Returns the verifier's report (the caller refuses a bad one
-/// before any manifest is pushed), the input, and what was pushed early.
+/// Verify the whole bundle, pushing each config and layer to `site` as soon
+/// as it has verified. Returns the verifier's report (the caller refuses a
+/// bad one before any manifest is pushed), the input, and what was pushed.
 pub async fn verify_and_push(
-    opts: &InstallOptions,
+    bundle: &Path,
+    volumes_from: &[std::path::PathBuf],
     key: &p256::ecdsa::VerifyingKey,
+    site: &Site,
     client: &Client,
     progress: Arc<dyn Progress>,
-) -> Result<(Report, BundleInput, PushStats), InstallError> {
-    let input = BundleInput::open(&opts.bundle, &opts.volumes_from, Some(key))
-        .map_err(crate::verify::VerifyError::from)?;
+) -> Result<(Report, BundleInput, CopyStats), SinglePassError> {
+    let input = BundleInput::open(bundle, volumes_from, Some(key)).map_err(VerifyError::from)?;
     // Routing only: the index as found on the media. Nothing read here is
     // trusted: a blob is pushed only once the verifier, which checks the
     // signature first, has vouched for it, and the registry re-checks digests.
-    let index = atp_bundle::open::Bundle::open_from(&opts.bundle, input.tar())
+    let index = atp_bundle::open::Bundle::open_from(bundle, input.tar())
         .map(|b| b.index)
         .ok();
     let mut routes: HashMap<Digest, Vec<Repository>> = HashMap::new();
@@ -70,11 +86,11 @@ pub async fn verify_and_push(
         let sources: Vec<&SourceRef> = tops.iter().map(|(_, s)| s).collect();
         let map = mapping::map_repositories(
             sources.iter().copied(),
-            &opts.layout,
-            opts.repo_prefix.as_deref(),
+            &site.layout,
+            site.repo_prefix.as_deref(),
         )?;
         for (digest, src) in &tops {
-            let repo = Repository::new(&opts.registry, &map[&src.repository()])?;
+            let repo = site.repository(&map[&src.repository()])?;
             let e = routes.entry(digest.clone()).or_default();
             if !e.contains(&repo) {
                 e.push(repo);
@@ -83,13 +99,13 @@ pub async fn verify_and_push(
     }
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let (bundle, key, p) = (input.sequential(), *key, progress.clone());
+    let (reader, key, p) = (input.sequential(), *key, progress.clone());
     let len = input.len();
     let verifier = tokio::task::spawn_blocking(move || {
         p.phase("verify+push", len, 0);
         let mut forward = Forward(tx);
         let report = atp_bundle::verify::verify_reader_with(
-            std::io::BufReader::with_capacity(1 << 20, bundle),
+            std::io::BufReader::with_capacity(1 << 20, reader),
             &key,
             time::OffsetDateTime::now_utc(),
             &mut forward,
@@ -98,10 +114,10 @@ pub async fn verify_and_push(
         report
     });
 
-    let mut stats = PushStats::default();
+    let mut stats = CopyStats::default();
     let mut pushes = FuturesUnordered::new();
     let mut pushed: HashSet<Digest> = HashSet::new();
-    let limit = opts.concurrency.max(1);
+    let limit = site.concurrency.max(1);
     let tar = input.tar();
     let mut open = true;
     while open || !pushes.is_empty() {
@@ -126,20 +142,18 @@ pub async fn verify_and_push(
                             }
                         }
                     } else if !repos.is_empty() && pushed.insert(loc.digest.clone()) {
-                        pushes.push(push_one(client, &input, loc, repos));
+                        let need = BlobNeed { digest: loc.digest.clone(), size: loc.size, repositories: repos };
+                        let source = crate::media_source::blob_source(&input, &loc);
+                        // The verifier's phase already counts these bytes.
+                        pushes.push(async move {
+                            copy::copy_blob(client, &need, &*source, Arc::new(NoProgress)).await
+                        });
                     }
                 }
             },
             Some(done) = pushes.next(), if !pushes.is_empty() => {
-                for outcome in done? {
-                    match outcome {
-                        (PushOutcome::Skipped, _) => stats.skipped += 1,
-                        (PushOutcome::Mounted { .. }, _) => stats.mounted += 1,
-                        (PushOutcome::Uploaded, size) => {
-                            stats.uploaded += 1;
-                            stats.bytes_uploaded += size;
-                        }
-                    }
+                for step in done? {
+                    stats.add_blob(&step);
                 }
             }
         }
@@ -147,27 +161,4 @@ pub async fn verify_and_push(
     drop(pushes);
     let report = verifier.await.expect("verify task panicked");
     Ok((report, input, stats))
-}
-
-async fn push_one(
-    client: &Client,
-    input: &BundleInput,
-    loc: BlobLocation,
-    repos: Vec<Repository>,
-) -> Result<Vec<(PushOutcome, u64)>, InstallError> {
-    let source = input.blob_source(&loc);
-    let mut out = Vec::new();
-    for (i, repo) in repos.iter().enumerate() {
-        let mount_from = if i == 0 { &[][..] } else { &repos[..1] };
-        let outcome = client
-            .push_blob(repo, &loc.digest, loc.size, &*source, mount_from)
-            .await
-            .map_err(|cause| crate::push::PushError::Registry {
-                what: format!("blob {}", loc.digest),
-                target: repo.to_string(),
-                cause,
-            })?;
-        out.push((outcome, loc.size));
-    }
-    Ok(out)
 }

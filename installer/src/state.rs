@@ -177,6 +177,98 @@ impl StateDir {
     }
 }
 
+/// The receipt format written by this version.
+pub const RECEIPT_FORMAT: u32 = 1;
+
+fn receipt_format_1() -> u32 {
+    1
+}
+
+/// One image as it landed in the site registry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PushedImage {
+    pub source: String,
+    /// The target reference by tag (or by digest when the source had no tag).
+    pub target: String,
+    pub digest: atp_bundle::Digest,
+}
+
+/// `receipts/<index digest hex>.json`: what one install of one bundle did.
+/// Written by `install`, read by `inventory` and the delta pre-check.
+/// Receipts without `receipt_format` are format 1.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Receipt {
+    #[serde(default = "receipt_format_1")]
+    pub receipt_format: u32,
+    pub index_digest: atp_bundle::Digest,
+    pub name: String,
+    pub version: String,
+    pub channel: String,
+    pub sequence: u64,
+    /// `host[:port]` of the site registry.
+    pub registry: String,
+    #[serde(default)]
+    pub images: Vec<PushedImage>,
+    /// What the copy did.
+    #[serde(flatten)]
+    pub copy: atp_registry::copy::CopyStats,
+    #[serde(default)]
+    pub rendered: Option<PathBuf>,
+    #[serde(default)]
+    pub objects: Vec<String>,
+    #[serde(default)]
+    pub applied: bool,
+    /// What the model-file steps did (as `install --json` prints it).
+    #[serde(default)]
+    pub model_files: serde_json::Value,
+    pub result: String,
+    pub started: String,
+    pub finished: String,
+    /// Every file of the bundle's file sets.
+    #[serde(default)]
+    pub files: Vec<atp_bundle::format::config::FileEntry>,
+    /// Every blob the bundle carries.
+    #[serde(default)]
+    pub blobs: Vec<atp_bundle::Digest>,
+    /// Blobs a delta bundle relies on without carrying them.
+    #[serde(default)]
+    pub omitted: Vec<atp_bundle::Digest>,
+}
+
+impl StateDir {
+    /// Write the receipt of `r.index_digest`, atomically.
+    pub fn write_receipt(&self, r: &Receipt) -> Result<(), StateError> {
+        let path = self.receipt_path(r.index_digest.hex());
+        let bytes = serde_json::to_vec_pretty(r).expect("a receipt serializes");
+        write_atomic(&path, &bytes, 0o644).map_err(|source| StateError::Io { path, source })
+    }
+}
+
+/// Every receipt under `root` this version can read, without taking the
+/// lock (the caller may hold it) and without creating anything. A receipt
+/// that does not parse is skipped with a warning: a smaller inventory only
+/// makes the next delta larger.
+pub fn read_receipts(root: &Path) -> Vec<Receipt> {
+    let dir = root.join("receipts");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    let mut out = Vec::new();
+    for p in paths {
+        match std::fs::read(&p).map(|b| serde_json::from_slice::<Receipt>(&b)) {
+            Ok(Ok(r)) => out.push(r),
+            Ok(Err(e)) => tracing::warn!("skipping receipt {}: {e}", p.display()),
+            Err(e) => tracing::warn!("skipping unreadable receipt {}: {e}", p.display()),
+        }
+    }
+    out
+}
+
 fn read_channels(path: PathBuf) -> Result<BTreeMap<String, Installed>, StateError> {
     match std::fs::read(&path) {
         Ok(b) => serde_json::from_slice(&b).map_err(|e| StateError::Corrupt {

@@ -107,9 +107,12 @@ pub async fn decide(
     let unique: HashSet<(Repository, String)> = checks.into_iter().collect();
     let existing: HashMap<(Repository, String), Digest> = futures_util::stream::iter(unique)
         .map(|(repo, reference)| async move {
-            let found = client.manifest_exists(&repo, &reference).await.map_err(|e| {
-                CopyError::registry(format!("checking manifest {reference}"), &repo, e)
-            })?;
+            let found = client
+                .manifest_exists(&repo, &reference)
+                .await
+                .map_err(|e| {
+                    CopyError::registry(format!("checking manifest {reference}"), &repo, e)
+                })?;
             Ok::<_, CopyError>(found.map(|d| ((repo, reference), d)))
         })
         .buffer_unordered(concurrency.max(1))

@@ -115,14 +115,11 @@ pub async fn execute(
                 steps.push(push_manifest(client, img, &d.digest.to_string(), d, bytes).await?);
             }
             if let Some(tag) = &img.tag {
-                let (root, bytes) = img
-                    .manifests
-                    .last()
-                    .ok_or_else(|| CopyError::Manifest {
-                        image: img.source.clone(),
-                        digest: img.root.digest.clone(),
-                        reason: "the plan holds no manifest for the root".into(),
-                    })?;
+                let (root, bytes) = img.manifests.last().ok_or_else(|| CopyError::Manifest {
+                    image: img.source.clone(),
+                    digest: img.root.digest.clone(),
+                    reason: "the plan holds no manifest for the root".into(),
+                })?;
                 steps.push(push_manifest(client, img, tag, root, bytes).await?);
             }
             Ok::<_, CopyError>((steps, started.elapsed().as_secs_f64()))

@@ -79,7 +79,8 @@ pub struct ManifestStep {
 }
 
 /// Counts of a copy, planned or done.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct CopyStats {
     pub uploaded: u64,
     pub mounted: u64,

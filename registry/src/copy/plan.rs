@@ -194,13 +194,8 @@ mod tests {
             .collect();
         let root = desc(media::OCI_INDEX, &index);
         let omitted: HashSet<Digest> = [Digest::of(b"c2")].into();
-        let walked = walk_image(
-            "x",
-            &root,
-            &mut |d| Ok(docs[&d.digest].clone()),
-            &omitted,
-        )
-        .unwrap();
+        let walked =
+            walk_image("x", &root, &mut |d| Ok(docs[&d.digest].clone()), &omitted).unwrap();
         let order: Vec<Digest> = walked
             .manifests
             .iter()

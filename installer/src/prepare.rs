@@ -1,0 +1,209 @@
+//! The plan phase shared by `install` and `simulate`, so both decide the
+//! same way: on an already verified bundle, the rollback verdict, the
+//! repository mapping, and one copy plan per image (exact manifest bytes,
+//! re-hashed as they are read). Sends nothing, writes nothing.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use atp_bundle::format::{media, role};
+use atp_bundle::verify::TopLevel;
+use atp_bundle::Digest;
+use atp_registry::copy::{self, ImageCopy, Plan};
+use atp_registry::mapping::{self, SourceRef};
+use atp_registry::Repository;
+
+use crate::error::InstallError;
+use crate::render::{self, PlacedImage};
+use crate::site::Site;
+use crate::state::{PushedImage, SequenceCheck};
+use crate::verified::VerifiedBundle;
+
+/// A verified bundle with its plan.
+pub struct Prepared {
+    pub bundle: VerifiedBundle,
+    pub info: atp_bundle::BundleInfo,
+    pub index_digest: Digest,
+    pub sequence: SequenceCheck,
+    pub images: Vec<TopLevel>,
+    /// One image copy per image, in the order of `images`.
+    pub plan: Plan,
+    /// Omitted blobs (delta bundle) with the repository that needs them.
+    pub relied_on: Vec<(Repository, Digest)>,
+}
+
+/// How the rollback check reads the installed sequence.
+pub type SequenceLookup<'a> = dyn Fn(&atp_bundle::BundleInfo, &Digest) -> Result<SequenceCheck, crate::state::StateError>
+    + Sync
+    + 'a;
+
+/// Refuse rollbacks (unless `allow_downgrade`), map names, plan every image.
+pub fn prepare(
+    bundle: VerifiedBundle,
+    site: &Site,
+    sequence: &SequenceLookup<'_>,
+    allow_downgrade: bool,
+) -> Result<Prepared, InstallError> {
+    let report = &bundle.report;
+    let info = report
+        .info
+        .clone()
+        .expect("a verified bundle has annotations");
+    let index_digest = report
+        .index_digest
+        .clone()
+        .expect("a verified bundle has an index digest");
+
+    // Rollback protection.
+    let check = sequence(&info, &index_digest)?;
+    match check {
+        SequenceCheck::Rollback { installed, offered } if !allow_downgrade => {
+            return Err(InstallError::Rollback {
+                channel: info.channel.clone(),
+                installed,
+                offered,
+            })
+        }
+        SequenceCheck::Same => tracing::info!("this bundle is already installed; re-checking"),
+        _ => {}
+    }
+
+    // Map and plan.
+    let images: Vec<TopLevel> = report.images().cloned().collect();
+    let sources: Vec<SourceRef> = images
+        .iter()
+        .map(|t| SourceRef::parse(&t.reference))
+        .collect::<Result<_, _>>()?;
+    let map = mapping::map_repositories(&sources, &site.layout, site.repo_prefix.as_deref())?;
+    let omitted: HashSet<Digest> = report.omitted.iter().cloned().collect();
+    let mut copies = Vec::new();
+    let mut relied_on = Vec::new();
+    for (top, src) in images.iter().zip(&sources) {
+        let target = site.repository(&map[&src.repository()])?;
+        let walked = copy::walk_image(
+            &top.reference,
+            &top.descriptor,
+            &mut |d| bundle.read_text_err(&d.digest),
+            &omitted,
+        )?;
+        relied_on.extend(walked.relied_on.into_iter().map(|d| (target.clone(), d)));
+        copies.push(ImageCopy {
+            source: top.reference.clone(),
+            target,
+            tag: src.tag.clone(),
+            root: top.descriptor.clone(),
+            manifests: walked.manifests,
+            blobs: walked.blobs,
+        });
+    }
+    Ok(Prepared {
+        bundle,
+        info,
+        index_digest,
+        sequence: check,
+        images,
+        plan: Plan::new(copies),
+        relied_on,
+    })
+}
+
+impl Prepared {
+    /// Every image as it lands in the site registry (for the summary).
+    pub fn pushed_images(&self) -> Vec<PushedImage> {
+        self.plan
+            .images
+            .iter()
+            .map(|p| PushedImage {
+                source: p.source.clone(),
+                target: p.target_reference(),
+                digest: p.root.digest.clone(),
+            })
+            .collect()
+    }
+
+    /// Every image as the render step rewrites it.
+    pub fn placed_images(&self) -> Vec<PlacedImage> {
+        self.images
+            .iter()
+            .zip(&self.plan.images)
+            .map(|(top, p)| PlacedImage {
+                source: top.reference.clone(),
+                digest: top.descriptor.digest.clone(),
+                source_digest: top
+                    .descriptor
+                    .annotation(atp_bundle::format::annotation::SOURCE_DIGEST)
+                    .and_then(|d| d.parse().ok()),
+                target_repo: p.target.to_string(),
+            })
+            .collect()
+    }
+
+    /// The kustomize layer's digest and the overlay path, when the bundle
+    /// ships manifests.
+    pub fn overlay(&self) -> Result<Option<(Digest, String)>, InstallError> {
+        let report = &self.bundle.report;
+        let Some(artifact) = report.top_level.iter().find(|t| t.role == role::BUNDLE) else {
+            return Ok(None);
+        };
+        let bytes = self.bundle.read(&artifact.descriptor.digest)?;
+        let Ok(m) = serde_json::from_slice::<atp_bundle::format::ImageManifest>(&bytes) else {
+            return Ok(None);
+        };
+        let Some(layer) = m
+            .layers
+            .into_iter()
+            .find(|l| l.media_type == media::KUSTOMIZE_TAR)
+        else {
+            return Ok(None);
+        };
+        let overlay = report
+            .config
+            .as_ref()
+            .and_then(|c| c.manifests.as_ref())
+            .and_then(|m| m.overlay.clone());
+        Ok(overlay.map(|o| (layer.digest, o)))
+    }
+
+    /// The base bundles a delta relies on (empty for a full bundle).
+    pub fn delta_bases(&self) -> Vec<Digest> {
+        let config = self.bundle.report.config.as_ref();
+        config
+            .and_then(|c| c.delta.as_ref())
+            .map(|d| d.bases.clone())
+            .unwrap_or_default()
+    }
+
+    /// Render the shipped overlay for `site` into `out_dir`, from the
+    /// kustomize layer re-read and re-hashed (the verified bytes or an
+    /// error). `None` when the bundle ships no manifests.
+    pub fn render_overlay(
+        &self,
+        site: &Site,
+        out_dir: &Path,
+    ) -> Result<Option<render::Rendered>, InstallError> {
+        let Some((layer, overlay)) = self.overlay()? else {
+            return Ok(None);
+        };
+        let tar = self.bundle.read(&layer)?;
+        std::fs::create_dir_all(out_dir).map_err(|source| InstallError::Io {
+            path: out_dir.to_path_buf(),
+            source,
+        })?;
+        let placed = self.placed_images();
+        let creds = site
+            .credentials
+            .as_ref()
+            .map(|c| (c.username.as_str(), c.password()));
+        let report = &self.bundle.report;
+        Ok(Some(render::render(&render::RenderRequest {
+            kustomize_tar: &tar,
+            overlay: &overlay,
+            images: &placed,
+            registry: &site.registry,
+            registry_ca: site.registry_ca.as_deref(),
+            credentials: creds,
+            image_fields: report.config.as_ref().map_or(&[], |c| c.image_fields()),
+            out_dir,
+        })?))
+    }
+}
