@@ -300,9 +300,10 @@ pub fn redirect(img: &ImageSpec, source_registry: Option<&str>) -> Result<ImageS
     })
 }
 
-/// Resolve every image to sync, the way `create` does: spec images, then the
-/// overlay's when the spec discovers them (refusing an incomplete overlay as
-/// `create` would), then `--image`s. Repeats are dropped.
+/// Resolve every image to sync through [`gather::gather`], as `create` does:
+/// spec images and `--image`s, then the overlay's when the spec discovers
+/// them (refusing an incomplete overlay as `create` would). The same image
+/// twice is kept once; two different images under one name are refused.
 async fn gather(opts: &SyncOptions, client: &Client) -> Result<Vec<ResolvedImage>, SyncError> {
     let src = opts.source_registry.as_deref();
     let mut specs = Vec::new();
@@ -331,7 +332,7 @@ async fn gather(opts: &SyncOptions, client: &Client) -> Result<Vec<ResolvedImage
     let discovered = |r: &str| -> Result<ImageSpec, gather::MapError> {
         Ok(redirect(&gather::from_registry(r), src)?)
     };
-    let mut images = gather::gather(
+    let images = gather::gather(
         &specs,
         overlay.as_ref(),
         client,
@@ -341,8 +342,6 @@ async fn gather(opts: &SyncOptions, client: &Client) -> Result<Vec<ResolvedImage
     )
     .await
     .map_err(CreateError::from)?;
-    let mut seen = HashSet::new();
-    images.retain(|i| seen.insert(i.reference.clone()));
     if images.is_empty() {
         return Err(SyncError::NoImages);
     }
