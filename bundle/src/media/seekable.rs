@@ -196,6 +196,15 @@ impl SeekableReader {
                     1u64 << WINDOW_LOG_MAX
                 )));
             }
+            // No frame of at most 8 MiB compresses to more than zstd's bound
+            // for 8 MiB; a larger entry would only make us allocate it.
+            let max_c = zstd::zstd_safe::compress_bound(1 << WINDOW_LOG_MAX) as u64;
+            if f.c_size as u64 > max_c {
+                return Err(not(format!(
+                    "frame {i} claims {} compressed bytes, over the {max_c} byte limit",
+                    f.c_size
+                )));
+            }
             // Sizes come from the file: add them checked.
             let overflow = || not(format!("frame sizes overflow at frame {i}"));
             c = c.checked_add(f.c_size as u64).ok_or_else(overflow)?;
@@ -403,20 +412,20 @@ mod tests {
         assert!(err.contains("memory") || err.contains("indow"), "{err}");
     }
 
-    /// A huge stream of zeros ending in a seek-table footer claiming `n`
-    /// frames; only the footer is real.
-    struct HugeFooter {
+    /// A huge stream of zeros ending in `tail` (a seek table, or just its
+    /// footer); only the tail is real.
+    struct ZerosThen {
         len: u64,
-        footer: Vec<u8>,
+        tail: Vec<u8>,
     }
 
-    impl ReadAt for HugeFooter {
+    impl ReadAt for ZerosThen {
         fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-            let start = self.len - self.footer.len() as u64;
+            let start = self.len - self.tail.len() as u64;
             for (i, b) in buf.iter_mut().enumerate() {
                 let at = offset + i as u64;
                 *b = if at >= start {
-                    self.footer[(at - start) as usize]
+                    self.tail[(at - start) as usize]
                 } else {
                     0
                 };
@@ -429,6 +438,27 @@ mod tests {
     }
 
     #[test]
+    fn refuses_a_frame_whose_compressed_size_is_over_the_bound() {
+        // One frame of 1 GiB compressed bytes for 4 KiB of tar: consistent
+        // with the stream's length, but no real frame is that large.
+        let c_size = 1u32 << 30;
+        let mut t = SKIPPABLE_MAGIC.to_le_bytes().to_vec();
+        t.extend_from_slice(&17u32.to_le_bytes());
+        t.extend_from_slice(&c_size.to_le_bytes());
+        t.extend_from_slice(&4096u32.to_le_bytes());
+        t.extend_from_slice(&1u32.to_le_bytes());
+        t.push(0);
+        t.extend_from_slice(&SEEKABLE_MAGIC.to_le_bytes());
+        let src = ZerosThen {
+            len: c_size as u64 + t.len() as u64,
+            tail: t,
+        };
+        let err = SeekableReader::open(Arc::new(src), None).err().unwrap();
+        let msg = err.to_string();
+        assert!(msg.contains("1073741824 compressed bytes"), "{msg}");
+    }
+
+    #[test]
     fn refuses_a_seek_table_over_the_frame_limit() {
         // The footer is the only thing read: a table of u32::MAX frames in
         // a stream big enough to hold it is refused by count, before the
@@ -437,9 +467,9 @@ mod tests {
             let mut footer = n.to_le_bytes().to_vec();
             footer.push(0);
             footer.extend_from_slice(&SEEKABLE_MAGIC.to_le_bytes());
-            let src = HugeFooter {
+            let src = ZerosThen {
                 len: 1 << 40,
-                footer,
+                tail: footer,
             };
             let err = SeekableReader::open(Arc::new(src), None).err().unwrap();
             let msg = err.to_string();
