@@ -91,10 +91,12 @@ pub enum SpecError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("spec {path} is not valid: {source}\nhint: see docs/spec.md for every field")]
+    /// `error` is shown in the message, so it is not also a `#[source]`
+    /// (printing the chain would repeat it after the hint).
+    #[error("spec {path} is not valid: {error}\nhint: see docs/spec.md for every field")]
     Parse {
         path: PathBuf,
-        source: serde_yaml_ng::Error,
+        error: serde_yaml_ng::Error,
     },
     #[error("spec {path}: {field}: {problem}")]
     Invalid {
@@ -210,9 +212,9 @@ impl Spec {
     /// Parse spec text; `path` is only used in messages, `base_dir` resolves
     /// relative paths.
     pub fn parse(text: &str, path: &Path, base_dir: &Path) -> Result<Spec, SpecError> {
-        let raw: RawSpec = serde_yaml_ng::from_str(text).map_err(|source| SpecError::Parse {
+        let raw: RawSpec = serde_yaml_ng::from_str(text).map_err(|error| SpecError::Parse {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let invalid = |field: &str, problem: String| SpecError::Invalid {
             path: path.to_path_buf(),

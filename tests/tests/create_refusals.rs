@@ -139,11 +139,9 @@ fn an_unknown_key_in_an_image_entry_is_named() {
     );
     let o = create(&w, &s, &[]);
     assert_refused(&w, &o, &["unknown field `nmae`", "spec.yaml"]);
-    assert!(
-        !String::from_utf8_lossy(&o.stderr).contains("untagged"),
-        "{}",
-        text(&o)
-    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("untagged"), "{}", text(&o));
+    assert_eq!(err.matches("nmae").count(), 1, "said once: {}", text(&o));
 }
 
 #[test]
