@@ -66,8 +66,43 @@ pub async fn decide(
         .try_collect()
         .await?;
 
+    // Manifests and tags already in place.
+    let mut checks: Vec<(Repository, String)> = Vec::new();
+    for img in &plan.images {
+        for (d, _) in &img.manifests {
+            checks.push((img.target.clone(), d.digest.to_string()));
+        }
+        if let Some(tag) = &img.tag {
+            checks.push((img.target.clone(), tag.clone()));
+        }
+    }
+    let unique: HashSet<(Repository, String)> = checks.into_iter().collect();
+    let existing: HashMap<(Repository, String), Digest> = futures_util::stream::iter(unique)
+        .map(|(repo, reference)| async move {
+            let found = client
+                .manifest_exists(&repo, &reference)
+                .await
+                .map_err(|e| {
+                    CopyError::registry(format!("checking manifest {reference}"), &repo, e)
+                })?;
+            Ok::<_, CopyError>(found.map(|d| ((repo, reference), d)))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_filter_map(|x| async move { Ok(x) })
+        .try_collect()
+        .await?;
+    Ok(decide_from(plan, &present, existing))
+}
+
+/// The decisions, given which `(repository, blob)` pairs the target has and
+/// which manifest references already point where. Pure.
+pub fn decide_from(
+    plan: &Plan,
+    present: &HashSet<(Repository, Digest)>,
+    existing: HashMap<(Repository, String), Digest>,
+) -> Decisions {
     let mut out = Decisions::default();
-    for need in &needs {
+    for need in &plan.blob_needs() {
         let mut holders: Vec<&Repository> = need
             .repositories
             .iter()
@@ -94,31 +129,6 @@ pub async fn decide(
         }
     }
 
-    // Manifests and tags already in place.
-    let mut checks: Vec<(Repository, String)> = Vec::new();
-    for img in &plan.images {
-        for (d, _) in &img.manifests {
-            checks.push((img.target.clone(), d.digest.to_string()));
-        }
-        if let Some(tag) = &img.tag {
-            checks.push((img.target.clone(), tag.clone()));
-        }
-    }
-    let unique: HashSet<(Repository, String)> = checks.into_iter().collect();
-    let existing: HashMap<(Repository, String), Digest> = futures_util::stream::iter(unique)
-        .map(|(repo, reference)| async move {
-            let found = client
-                .manifest_exists(&repo, &reference)
-                .await
-                .map_err(|e| {
-                    CopyError::registry(format!("checking manifest {reference}"), &repo, e)
-                })?;
-            Ok::<_, CopyError>(found.map(|d| ((repo, reference), d)))
-        })
-        .buffer_unordered(concurrency.max(1))
-        .try_filter_map(|x| async move { Ok(x) })
-        .try_collect()
-        .await?;
     let mut placed = existing;
     for img in &plan.images {
         let refs = img
@@ -142,5 +152,85 @@ pub async fn decide(
             });
         }
     }
-    Ok(out)
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::copy::ImageCopy;
+    use atp_bundle::format::Descriptor;
+
+    fn image(repo: &str, tag: &str, root: &[u8], blobs: &[&[u8]]) -> ImageCopy {
+        let root = Descriptor::of_bytes("application/vnd.oci.image.manifest.v1+json", root);
+        ImageCopy {
+            source: format!("docker.io/{repo}:{tag}"),
+            target: repo.parse().unwrap(),
+            tag: Some(tag.into()),
+            manifests: vec![(root.clone(), Vec::new())],
+            root,
+            blobs: blobs
+                .iter()
+                .map(|b| (Digest::of(b), b.len() as u64))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn skip_what_is_there_mount_what_this_copy_placed_upload_the_rest() {
+        let plan = Plan::new(vec![
+            image("t:1/a", "1", b"ra", &[b"x", b"y"]),
+            image("t:1/b", "1", b"rb", &[b"y", b"z"]),
+            image("t:1/a", "2", b"ra", &[b"x"]),
+        ]);
+        let (ta, tb) = (plan.images[0].target.clone(), plan.images[1].target.clone());
+        let present = HashSet::from([(tb.clone(), Digest::of(b"z"))]);
+        let existing = HashMap::from([((ta.clone(), "1".to_string()), Digest::of(b"ra"))]);
+        let d = decide_from(&plan, &present, existing);
+        let blobs: Vec<(String, Digest, Action, Option<String>)> = d
+            .blobs
+            .iter()
+            .map(|b| {
+                (
+                    b.repository.clone(),
+                    b.digest.clone(),
+                    b.action,
+                    b.from.clone(),
+                )
+            })
+            .collect();
+        let (a, b) = (ta.to_string(), tb.to_string());
+        assert_eq!(
+            blobs,
+            [
+                (a.clone(), Digest::of(b"x"), Action::Upload, None),
+                (a.clone(), Digest::of(b"y"), Action::Upload, None),
+                (b.clone(), Digest::of(b"y"), Action::Mount, Some(a.clone())),
+                (b.clone(), Digest::of(b"z"), Action::Skip, None),
+            ]
+        );
+        let manifests: Vec<(String, String, Action)> = d
+            .manifests
+            .iter()
+            .map(|m| (m.repository.clone(), m.reference.clone(), m.action))
+            .collect();
+        let ra = Digest::of(b"ra").to_string();
+        let rb = Digest::of(b"rb").to_string();
+        assert_eq!(
+            manifests,
+            [
+                // Image a's tag 1 is already in place; its manifest is not.
+                (a.clone(), ra.clone(), Action::Push),
+                (a.clone(), "1".into(), Action::Skip),
+                (b.clone(), rb, Action::Push),
+                (b.clone(), "1".into(), Action::Push),
+                // The same manifest under a second tag: pushed once, tagged again.
+                (a.clone(), ra, Action::Skip),
+                (a, "2".into(), Action::Push),
+            ]
+        );
+        let stats = d.stats();
+        assert_eq!((stats.uploaded, stats.mounted, stats.skipped), (2, 1, 1));
+        assert_eq!(stats.bytes_uploaded, 2);
+    }
 }

@@ -32,7 +32,7 @@ mod execute;
 mod plan;
 mod progress;
 
-pub use decide::{decide, Decisions};
+pub use decide::{decide, decide_from, Decisions};
 pub use execute::{copy_blob, execute, BlobSources, Executed};
 pub use plan::{walk_image, BlobNeed, ImageCopy, Plan, Walked};
 

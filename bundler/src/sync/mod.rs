@@ -1,0 +1,328 @@
+//! `atp-bundler sync`: copy images straight from a source registry into a
+//! site registry, for sites with a link, under the same repository mapping
+//! as `atp-installer install` ([`atp_registry::mapping`]), so a synced site
+//! and a bundle-installed site hold the same references and digests.
+//!
+//! Order of work: resolve every image (the bundle spec's, its overlay's, and
+//! `--image`s, through the same code as `create`), map names, then the copy
+//! engine ([`atp_registry::copy`]): `--dry-run` prints its decision step
+//! (HEAD only: skip / mount / upload per blob, skip / push per manifest); a
+//! real run executes the plan: blobs stream from the source response into
+//! the upload request (up to `concurrency` at once), manifests follow as
+//! exact bytes, children first, then the tag.
+//!
+//! - `report`: what sync did or would do, as text or JSON
+//! - `source`: where each blob is read (a source registry, an OCI layout)
+//!
+//! Never writes to disk (no temp files; only `--metrics-file`), never writes
+//! to any registry in `--dry-run` (only GET and HEAD), and never pushes a
+//! manifest before every blob and child it references is in place.
+
+mod report;
+mod source;
+
+pub use report::{image_reports, ImageReport, SyncSummary};
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use atp_bundle::metrics::{self, Histogram};
+use atp_bundle::progress::Progress;
+use atp_registry::copy::{self, CopyError, ImageCopy, Plan};
+use atp_registry::mapping::{self, Layout, MappingError, SourceRef};
+use atp_registry::{Client, ClientOptions, RegistryConfig, Repository, RetryPolicy};
+
+use crate::create::CreateError;
+use crate::gather;
+use crate::resolve::{self, Origin, ResolvedImage};
+use crate::spec::{ImageSource, ImageSpec, Spec};
+
+/// Everything `sync` needs (see `sync_config` for how flags and the config
+/// file become these).
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// A bundle spec: its images, and its overlay's when it discovers them.
+    pub spec: Option<PathBuf>,
+    /// More image references.
+    pub images: Vec<String>,
+    /// The registry that serves unqualified and `docker.io` names (a Docker
+    /// Hub mirror). Names keep `docker.io`, so they map as a bundle would.
+    pub source_registry: Option<String>,
+    /// `host[:port]` of the site registry.
+    pub target_registry: String,
+    /// Per-registry transport and credentials, source and target alike.
+    pub registries: HashMap<String, RegistryConfig>,
+    pub repo_prefix: Option<String>,
+    pub layout: Layout,
+    /// Keep only these platforms (overrides the spec's).
+    pub platforms: Vec<String>,
+    /// Blob transfers in flight.
+    pub concurrency: usize,
+    /// Plan only: GET and HEAD, nothing written.
+    pub dry_run: bool,
+    pub metrics_file: Option<PathBuf>,
+    /// Overrides the client's retry policy (tests).
+    pub retry: Option<RetryPolicy>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
+    #[error(transparent)]
+    Create(#[from] CreateError),
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+    #[error(transparent)]
+    Client(#[from] atp_registry::Error),
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+    #[error("no images to sync\nhint: pass --spec SPEC.yaml or --image REF, or list images in the --config file")]
+    NoImages,
+    #[error("image {image} comes from {kind}, which sync cannot read\nhint: {hint}")]
+    Unsupported {
+        image: String,
+        kind: String,
+        hint: String,
+    },
+    #[error("writing metrics {path}: {source}")]
+    Metrics {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Build a client for `opts` (one per side, so that a source read held open
+/// inside a target upload never waits on the upload's own transfer permit).
+fn client(opts: &SyncOptions) -> Result<Client, SyncError> {
+    let mut c = ClientOptions {
+        concurrency: opts.concurrency.max(1),
+        registries: opts.registries.clone(),
+        ..ClientOptions::default()
+    };
+    if let Some(r) = &opts.retry {
+        c.retry = r.clone();
+    }
+    Ok(Client::new(c)?)
+}
+
+/// Run `sync` (or plan it, with `dry_run`).
+pub async fn sync(
+    opts: &SyncOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<SyncSummary, SyncError> {
+    let source = client(opts)?;
+    let target = client(opts)?;
+    let images = gather(opts, &source).await?;
+    let (plan, from, sources) = plan(opts, images)?;
+    if opts.dry_run {
+        let d = copy::decide(&target, &plan, opts.concurrency).await?;
+        let reports = image_reports(&plan.images, &from, &d.blobs, &d.manifests, None);
+        return Ok(SyncSummary::new(
+            true,
+            &opts.target_registry,
+            reports,
+            &d.stats(),
+        ));
+    }
+    let done = copy::execute(&target, &plan, &sources, opts.concurrency, "sync", progress).await?;
+    let reports = image_reports(
+        &plan.images,
+        &from,
+        &done.blobs,
+        &done.manifests,
+        Some(&done.seconds),
+    );
+    if let Some(path) = &opts.metrics_file {
+        let mut hist: BTreeMap<String, Histogram> = BTreeMap::new();
+        for (img, secs) in plan.images.iter().zip(&done.seconds) {
+            hist.entry(img.target.to_string())
+                .or_default()
+                .observe(*secs);
+        }
+        let mut text = String::new();
+        metrics::render_image_sync(&mut text, &hist);
+        metrics::write_atomic(path, text.as_bytes(), 0o644).map_err(|source| {
+            SyncError::Metrics {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    }
+    Ok(SyncSummary::new(
+        false,
+        &opts.target_registry,
+        reports,
+        &done.stats,
+    ))
+}
+
+/// Where a registry image is read from when a Docker Hub mirror is named:
+/// `docker.io/...` names (written qualified or not) come from the mirror
+/// and keep their `docker.io` name.
+pub fn redirect(img: &ImageSpec, source_registry: Option<&str>) -> Result<ImageSpec, SyncError> {
+    let ImageSource::Registry(raw) = &img.source else {
+        return Ok(img.clone());
+    };
+    let mirror = match source_registry.map(|m| m.trim_end_matches('/')) {
+        None | Some("docker.io" | "index.docker.io" | "registry-1.docker.io") => {
+            return Ok(img.clone())
+        }
+        Some(m) => m,
+    };
+    let norm = resolve::normalize(raw)?;
+    let Some(rest) = norm.strip_prefix("docker.io/") else {
+        return Ok(img.clone());
+    };
+    Ok(ImageSpec {
+        source: ImageSource::Registry(format!("{mirror}/{rest}")),
+        name: Some(img.name.clone().unwrap_or(norm)),
+    })
+}
+
+/// Resolve every image to sync through [`gather::gather`], as `create` does:
+/// spec images and `--image`s, then the overlay's when the spec discovers
+/// them (refusing an incomplete overlay as `create` would). The same image
+/// twice is kept once; two different images under one name are refused.
+async fn gather(opts: &SyncOptions, client: &Client) -> Result<Vec<ResolvedImage>, SyncError> {
+    let src = opts.source_registry.as_deref();
+    let mut specs = Vec::new();
+    let mut platforms = opts.platforms.clone();
+    let mut overlay = None;
+    if let Some(p) = &opts.spec {
+        let spec = Spec::load(p)?;
+        if platforms.is_empty() {
+            platforms = spec.platforms.clone();
+        }
+        for s in &spec.images {
+            specs.push(redirect(s, src)?);
+        }
+        overlay = spec.manifests.clone();
+    }
+    for r in &opts.images {
+        let s = ImageSpec {
+            source: ImageSource::Registry(r.clone()),
+            name: None,
+        };
+        specs.push(redirect(&s, src)?);
+    }
+    if specs.is_empty() && overlay.is_none() {
+        return Err(SyncError::NoImages);
+    }
+    let discovered = |r: &str| -> Result<ImageSpec, gather::MapError> {
+        Ok(redirect(&gather::from_registry(r), src)?)
+    };
+    let images = gather::gather(
+        &specs,
+        overlay.as_ref(),
+        client,
+        &platforms,
+        opts.concurrency,
+        &discovered,
+    )
+    .await
+    .map_err(CreateError::from)?;
+    if images.is_empty() {
+        return Err(SyncError::NoImages);
+    }
+    Ok(images)
+}
+
+/// Map names and build the copy plan: one image copy per image, where each
+/// image is read from, and the blob sources.
+fn plan(
+    opts: &SyncOptions,
+    images: Vec<ResolvedImage>,
+) -> Result<(Plan, Vec<String>, source::SyncSources), SyncError> {
+    let sources: Vec<SourceRef> = images
+        .iter()
+        .map(|i| SourceRef::parse(&i.reference))
+        .collect::<Result<_, _>>()?;
+    let map = mapping::map_repositories(&sources, &opts.layout, opts.repo_prefix.as_deref())?;
+    let mut copies = Vec::new();
+    let mut from = Vec::new();
+    let mut origins = HashMap::new();
+    for (img, src) in images.into_iter().zip(&sources) {
+        from.push(match &img.origin {
+            Origin::Registry(_, repo) => repo.to_string(),
+            Origin::Layout(l) => format!("oci:{}", l.dir().display()),
+            Origin::Archive(_) => {
+                return Err(SyncError::Unsupported {
+                    image: img.reference.clone(),
+                    kind: "a docker archive".into(),
+                    hint: "bundle it with `atp-bundler create`, or push it to a registry and sync from there".into(),
+                })
+            }
+        });
+        let walked = copy::walk_image(
+            &img.reference,
+            &img.root,
+            &mut |d| {
+                img.manifests
+                    .get(&d.digest)
+                    .cloned()
+                    .ok_or_else(|| "the manifest was not resolved".to_string())
+            },
+            &HashSet::new(),
+        )?;
+        for (d, _) in &walked.blobs {
+            origins
+                .entry(d.clone())
+                .or_insert_with(|| img.origin.clone());
+        }
+        copies.push(ImageCopy {
+            source: img.reference.clone(),
+            target: Repository::new(&opts.target_registry, &map[&src.repository()])?,
+            tag: src.tag.clone(),
+            root: img.root.clone(),
+            manifests: walked.manifests,
+            blobs: walked.blobs,
+        });
+    }
+    Ok((Plan::new(copies), from, source::SyncSources { origins }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(r: &str) -> ImageSpec {
+        ImageSpec {
+            source: ImageSource::Registry(r.into()),
+            name: None,
+        }
+    }
+
+    #[test]
+    fn a_mirror_serves_docker_hub_names_which_keep_their_name() {
+        let s = redirect(&reg("atp/router:1.4.0"), Some("127.0.0.1:5000")).unwrap();
+        assert_eq!(
+            s,
+            ImageSpec {
+                source: ImageSource::Registry("127.0.0.1:5000/atp/router:1.4.0".into()),
+                name: Some("docker.io/atp/router:1.4.0".into()),
+            }
+        );
+        let s = redirect(&reg("nginx"), Some("mirror:5000")).unwrap();
+        assert_eq!(
+            s.source,
+            ImageSource::Registry("mirror:5000/library/nginx:latest".into())
+        );
+        // Other registries, docker.io itself, and a spec's own name stay put.
+        let q = reg("quay.io/x/y:1");
+        assert_eq!(redirect(&q, Some("mirror:5000")).unwrap(), q);
+        let d = reg("atp/router:1.4.0");
+        assert_eq!(redirect(&d, Some("docker.io")).unwrap(), d);
+        let named = ImageSpec {
+            source: ImageSource::Registry("docker.io/vendor/router:1".into()),
+            name: Some("docker.io/atp/router:1.4.0".into()),
+        };
+        assert_eq!(
+            redirect(&named, Some("m:1")).unwrap().name.as_deref(),
+            Some("docker.io/atp/router:1.4.0")
+        );
+    }
+}
