@@ -6,7 +6,7 @@
 //!   out of the gap. What the receipts promise but the registry no longer has
 //!   (a wiped or garbage-collected registry) is left out and reported.
 //! - [`receipt_repositories`]: the repositories the receipts name, where
-//!   install's delta pre-check ([`crate::delta`]) looks for omitted blobs.
+//!   install's delta pre-check (the `delta` module) looks for omitted blobs.
 //!
 //! Reads the state dir, never writes it; the inventory never holds a
 //! credential; nothing here uploads a byte of blob data.

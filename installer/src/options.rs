@@ -20,12 +20,12 @@ pub struct InstallOptions {
     pub state_dir: PathBuf,
     pub metrics_file: Option<PathBuf>,
     pub allow_downgrade: bool,
-    /// Verify and push in one read of the media (see [`crate::single_pass`]).
+    /// Verify and push in one read of the media (the `single_pass` module).
     pub single_pass: bool,
     pub files: FilesOptions,
 }
 
-/// The model-file steps (see [`crate::files`]).
+/// The model-file steps (the `files` module).
 #[derive(Debug, Clone, Default)]
 pub struct FilesOptions {
     /// Write the bundle's file sets under this folder (`DIR/<set>/<path>`).
