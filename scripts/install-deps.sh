@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Install the real parts the tests and the demo run against, idempotently:
+# Install the real parts the tests and the demo run against (the registry,
+# skopeo, and the container runtimes nodes pull with: containerd, podman),
+# idempotently:
 # Debian packages only when one is missing (after `apt-get update`), and a
 # Python venv for the PyPI tools (kubernetes-validate, oras).
 set -euo pipefail
@@ -8,7 +10,8 @@ cd "$(dirname "$0")/.."
 # package:command pairs; a package is installed only when its command is absent.
 pkgs=(docker-registry:docker-registry skopeo:skopeo apache2-utils:htpasswd
       prometheus:promtool zstd:zstd openssl:openssl python3-venv:
-      iproute2:ip util-linux:unshare curl:curl time:)
+      iproute2:ip util-linux:unshare curl:curl time:
+      containerd:containerd podman:podman)
 missing=()
 for pair in "${pkgs[@]}"; do
   pkg=${pair%%:*}; cmd=${pair#*:}
