@@ -1,13 +1,16 @@
 //! Test harness for ATP Offline: the real `docker-registry` on 127.0.0.1 in
 //! every auth mode, a bearer-token issuer, a fault-injecting proxy, fixture
-//! images, and helpers to find the built binaries.
+//! images, helpers to find the built binaries, and the container runtimes a
+//! node pulls with (containerd, podman).
 //!
 //! Never binds anything but loopback; every process it starts is stopped on drop.
 
 pub mod bins;
+pub mod containerd;
 pub mod fixture_gen;
 pub mod fixtures;
 pub mod pki;
+pub mod podman;
 pub mod proxy;
 pub mod registry;
 pub mod token;
