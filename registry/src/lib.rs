@@ -44,8 +44,9 @@
 //!   [`DefaultCredentials`] / [`RetryPolicy`]: settings; `concurrency` bounds
 //!   blob transfers across the whole client.
 //! * [`Reference`], [`Repository`]: Docker-style parsing and normalization.
-//! * [`Manifest`], [`ManifestKind`], [`Descriptor`], [`Platform`]: walking
-//!   images and selecting platforms.
+//! * [`Manifest`], [`ManifestKind`], [`Platform`]: walking images and
+//!   selecting platforms. [`Descriptor`] and the [`media`] types are the
+//!   bundle format's (`atp_bundle::format`), re-exported.
 //! * [`BlobSource`] ([`FileSource`], `Bytes`): re-openable upload bodies.
 //! * [`Error`]: one enum, structured fields, `hint:` lines, no secrets.
 //!
@@ -74,6 +75,7 @@ pub mod retry;
 pub use client::Client;
 pub use config::{ClientOptions, Credentials, DefaultCredentials, RegistryConfig};
 pub use error::Error;
+pub use atp_bundle::format::media;
 pub use manifest::{is_manifest_type, Descriptor, Manifest, ManifestKind, Platform};
 pub use probe::PushProbe;
 pub use pull::{parse_content_range, BlobStream};

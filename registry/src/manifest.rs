@@ -1,31 +1,40 @@
-//! Manifests as exact bytes, and the minimal parsing needed to walk an image:
-//! an index names child manifests (with platforms), a manifest names its
-//! config and layers.
+//! What is registry-specific about manifests: a manifest exactly as the
+//! registry served it, the `Accept` header, sniffing a media type the
+//! transport did not give, refusing Docker schema 1, and selecting a platform
+//! from an index.
 //!
-//! Never re-serializes a manifest: the bytes from the registry are the bytes we
-//! store and push, so digests hold. Refuses Docker schema 1 and unknown types.
+//! The media types, the [`Descriptor`] and the parser are the bundle format's
+//! (`atp_bundle::format`); this module only adapts them. It never
+//! re-serializes a manifest: the bytes from the registry are the bytes we
+//! store and push, so digests hold.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
+use atp_bundle::format::{self, media, FormatError};
 use atp_bundle::Digest;
 use bytes::Bytes;
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use crate::error::Error;
 
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
-pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+pub use atp_bundle::format::Descriptor;
+/// Manifests larger than this are refused (the bundle format's limit).
+pub use atp_bundle::format::MAX_MANIFEST_SIZE;
 
-/// The `Accept` header for manifest requests: every type we accept.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
-
-/// Manifests larger than this are refused (as in the bundle format).
-pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
+/// The `Accept` header for manifest requests: every manifest type the bundle
+/// format accepts.
+pub static MANIFEST_ACCEPT: LazyLock<String> = LazyLock::new(|| {
+    [
+        media::OCI_INDEX,
+        media::OCI_MANIFEST,
+        media::DOCKER_LIST,
+        media::DOCKER_MANIFEST,
+    ]
+    .join(", ")
+});
 
 /// A manifest or index exactly as the registry served it.
 #[derive(Clone, PartialEq, Eq)]
@@ -113,16 +122,15 @@ impl Platform {
     }
 }
 
-/// A content descriptor: what a parent says about a child.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Descriptor {
-    pub media_type: String,
-    pub digest: Digest,
-    pub size: u64,
-    pub platform: Option<Platform>,
+/// The platform a descriptor announces, when it has a well-formed one.
+pub fn platform_of(d: &Descriptor) -> Option<Platform> {
+    d.platform
+        .as_ref()
+        .and_then(|v| Platform::deserialize(v).ok())
 }
 
-/// A parsed manifest: either an index of manifests or one image manifest.
+/// A parsed manifest seen as the walk needs it: either an index of manifests
+/// or one image manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ManifestKind {
     /// OCI index or Docker manifest list.
@@ -134,121 +142,85 @@ pub enum ManifestKind {
     },
 }
 
+/// Just the fields that tell what kind of document some manifest bytes are.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawDescriptor {
-    #[serde(default)]
-    media_type: String,
-    digest: String,
-    size: i64,
-    #[serde(default)]
-    platform: Option<Platform>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Raw {
+struct Shape {
     schema_version: Option<i64>,
     #[serde(default)]
     media_type: Option<String>,
     #[serde(default)]
-    manifests: Option<Vec<RawDescriptor>>,
+    manifests: Option<IgnoredAny>,
     #[serde(default)]
-    config: Option<RawDescriptor>,
-    #[serde(default)]
-    layers: Option<Vec<RawDescriptor>>,
+    config: Option<IgnoredAny>,
 }
 
 /// True for Docker schema 1 media types.
 pub fn is_schema1(media_type: &str) -> bool {
-    matches!(media_type, DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED)
+    matches!(
+        media_type,
+        media::DOCKER_SCHEMA1 | media::DOCKER_SCHEMA1_SIGNED
+    )
 }
 
 /// The media type of manifest bytes when the transport gave none: the
 /// `mediaType` field, else guessed from shape (OCI allows it to be absent).
 pub fn sniff_media_type(bytes: &[u8]) -> Option<String> {
-    let raw: Raw = serde_json::from_slice(bytes).ok()?;
-    if raw.schema_version == Some(1) {
-        return Some(DOCKER_SCHEMA1.into());
+    let shape: Shape = serde_json::from_slice(bytes).ok()?;
+    if shape.schema_version == Some(1) {
+        return Some(media::DOCKER_SCHEMA1.into());
     }
-    if let Some(m) = raw.media_type {
+    if let Some(m) = shape.media_type {
         return Some(m);
     }
-    if raw.manifests.is_some() {
-        Some(OCI_INDEX.into())
-    } else if raw.config.is_some() {
-        Some(OCI_MANIFEST.into())
+    if shape.manifests.is_some() {
+        Some(media::OCI_INDEX.into())
+    } else if shape.config.is_some() {
+        Some(media::OCI_MANIFEST.into())
     } else {
         None
     }
 }
 
 impl ManifestKind {
-    /// Parse manifest bytes of the given media type into its children.
+    /// Parse manifest bytes of the given media type into its children, with
+    /// the bundle format's parser. Schema 1 (by media type or by body) is
+    /// refused with its own error.
     pub fn parse(media_type: &str, bytes: &[u8]) -> Result<Self, Error> {
-        let ctx = || format!("manifest ({media_type})");
-        let invalid = |reason: String| Error::InvalidManifest {
-            context: ctx(),
-            reason,
+        let ctx = format!("manifest ({media_type})");
+        let body_is_schema1 = || {
+            serde_json::from_slice::<Shape>(bytes).is_ok_and(|s| s.schema_version == Some(1))
         };
-        if is_schema1(media_type) {
-            return Err(Error::Schema1 { url: ctx() });
+        if is_schema1(media_type) || body_is_schema1() {
+            return Err(Error::Schema1 { url: ctx });
         }
-        let is_index = match media_type {
-            OCI_INDEX | DOCKER_LIST => true,
-            OCI_MANIFEST | DOCKER_MANIFEST => false,
-            other => {
-                return Err(Error::UnsupportedMediaType {
-                    context: "manifest".into(),
-                    media_type: other.into(),
-                })
-            }
-        };
-        let raw: Raw = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
-        if raw.schema_version != Some(2) {
-            if raw.schema_version == Some(1) {
-                return Err(Error::Schema1 { url: ctx() });
-            }
-            return Err(invalid("schemaVersion must be 2".into()));
-        }
-        if let Some(m) = &raw.media_type {
-            if m != media_type {
-                return Err(invalid(format!(
-                    "mediaType field {m:?} disagrees with {media_type:?}"
-                )));
-            }
-        }
-        let conv = |d: RawDescriptor| -> Result<Descriptor, Error> {
-            let digest = d
-                .digest
-                .parse::<Digest>()
-                .map_err(|e| invalid(e.to_string()))?;
-            let size = u64::try_from(d.size)
-                .map_err(|_| invalid(format!("negative size for {digest}")))?;
-            Ok(Descriptor {
-                media_type: d.media_type,
-                digest,
-                size,
-                platform: d.platform,
-            })
-        };
-        if is_index {
-            let manifests = raw
-                .manifests
-                .ok_or_else(|| invalid("index has no manifests".into()))?
-                .into_iter()
-                .map(conv)
-                .collect::<Result<_, _>>()?;
-            Ok(ManifestKind::Index { manifests })
-        } else {
-            let config = conv(raw.config.ok_or_else(|| invalid("no config".into()))?)?;
-            let layers = raw
-                .layers
-                .unwrap_or_default()
-                .into_iter()
-                .map(conv)
-                .collect::<Result<_, _>>()?;
-            Ok(ManifestKind::Image { config, layers })
+        match format::manifest::Manifest::parse(media_type, bytes, &ctx) {
+            Ok(format::manifest::Manifest::Index(i)) => Ok(Self::Index {
+                manifests: i.manifests,
+            }),
+            Ok(format::manifest::Manifest::Image(m)) => Ok(Self::Image {
+                config: m.config,
+                layers: m.layers,
+            }),
+            Err(FormatError::UnsupportedMediaType {
+                document,
+                media_type,
+            }) => Err(Error::UnsupportedMediaType {
+                context: document,
+                media_type,
+            }),
+            Err(FormatError::Json { document, source }) => Err(Error::InvalidManifest {
+                context: document,
+                reason: source.to_string(),
+            }),
+            Err(FormatError::Invalid { document, reason }) => Err(Error::InvalidManifest {
+                context: document,
+                reason,
+            }),
+            Err(other) => Err(Error::InvalidManifest {
+                context: ctx,
+                reason: other.to_string(),
+            }),
         }
     }
 
@@ -267,7 +239,7 @@ impl ManifestKind {
         match self {
             ManifestKind::Index { manifests } => manifests
                 .iter()
-                .find(|d| d.platform.as_ref().is_some_and(|p| p.matches(want))),
+                .find(|d| platform_of(d).is_some_and(|p| p.matches(want))),
             ManifestKind::Image { .. } => None,
         }
     }
@@ -275,15 +247,15 @@ impl ManifestKind {
 
 /// Is this a media type of a manifest or index (as opposed to a blob)?
 pub fn is_manifest_type(media_type: &str) -> bool {
-    matches!(
-        media_type,
-        OCI_MANIFEST | OCI_INDEX | DOCKER_MANIFEST | DOCKER_LIST
-    )
+    format::ManifestKind::of(media_type).is_some()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use atp_bundle::format::media::{
+        DOCKER_MANIFEST, DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, OCI_INDEX, OCI_MANIFEST,
+    };
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -299,7 +271,7 @@ mod tests {
         assert_eq!(k.children().len(), 2);
         let arm = k.select_platform(&"linux/arm64".parse().unwrap()).unwrap();
         assert_eq!(arm.digest.to_string(), D2);
-        assert_eq!(arm.platform.as_ref().unwrap().to_string(), "linux/arm64/v8");
+        assert_eq!(platform_of(arm).unwrap().to_string(), "linux/arm64/v8");
         assert!(k.select_platform(&"linux/s390x".parse().unwrap()).is_none());
     }
 
@@ -335,5 +307,14 @@ mod tests {
         let bad_digest =
             r#"{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:../../x","size":1}}"#;
         assert!(ManifestKind::parse(OCI_MANIFEST, bad_digest.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn accept_header_names_every_manifest_type() {
+        for t in [OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST, media::DOCKER_LIST] {
+            assert!(MANIFEST_ACCEPT.split(", ").any(|a| a == t), "{t}");
+            assert!(is_manifest_type(t));
+        }
+        assert!(!is_manifest_type(DOCKER_SCHEMA1));
     }
 }

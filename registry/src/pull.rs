@@ -132,7 +132,7 @@ impl Client {
                     &reg,
                     Method::GET,
                     &url,
-                    header_map(&[(ACCEPT, MANIFEST_ACCEPT)]),
+                    header_map(&[(ACCEPT, MANIFEST_ACCEPT.as_str())]),
                     ReqBody::Empty,
                     &scope,
                 )
@@ -227,7 +227,7 @@ impl Client {
                 &reg,
                 Method::HEAD,
                 &url,
-                header_map(&[(ACCEPT, MANIFEST_ACCEPT)]),
+                header_map(&[(ACCEPT, MANIFEST_ACCEPT.as_str())]),
                 ReqBody::Empty,
                 &Scope::pull(repo.name()),
             )

@@ -14,7 +14,9 @@ use atp_bundle::digest::Hasher;
 use atp_bundle::Digest;
 use serde::{Deserialize, Serialize};
 
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub use atp_bundle::format::media::DOCKER_MANIFEST;
+/// The config and layer types of a synthesized manifest (only this reader
+/// makes them, so they live here rather than in the format's `media`).
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 
