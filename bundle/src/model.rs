@@ -12,8 +12,9 @@ use p256::ecdsa::SigningKey;
 
 use crate::format::manifest::Manifest;
 use crate::format::{
-    annotation as ann, json, media, role, BundleConfig, BundleInfo, DeltaInfo, Descriptor,
-    FileEntry, FormatError, ImageEntry, ImageIndex, ImageManifest, ManifestsRoot,
+    annotation as ann, bundle_ref_name, json, media, role, BundleConfig, BundleInfo, DeltaInfo,
+    Descriptor, FileEntry, FileSetRef, FormatError, ImageEntry, ImageIndex, ImageManifest,
+    ManifestsRoot,
 };
 use crate::Digest;
 
@@ -215,7 +216,11 @@ pub fn assemble(plan: &BundlePlan, key: &SigningKey) -> Result<Assembled, PlanEr
         let d = add(bytes, media::OCI_MANIFEST)
             .with_annotation(
                 ann::REF_NAME,
-                &format!("atp-offline/files/{}:{}", set.name, info.version),
+                &FileSetRef {
+                    name: &set.name,
+                    version: &info.version,
+                }
+                .to_string(),
             )
             .with_annotation(ann::ROLE, role::FILES);
         file_descs.push(d);
@@ -250,10 +255,7 @@ pub fn assemble(plan: &BundlePlan, key: &SigningKey) -> Result<Assembled, PlanEr
         source,
     })?;
     let mut artifact_desc = add(artifact_bytes, media::OCI_MANIFEST)
-        .with_annotation(
-            ann::REF_NAME,
-            &format!("atp-offline/bundle:{}", info.version),
-        )
+        .with_annotation(ann::REF_NAME, &bundle_ref_name(&info.version))
         .with_annotation(ann::ROLE, role::BUNDLE);
     artifact_desc.artifact_type = Some(media::BUNDLE_ARTIFACT.into());
 

@@ -10,11 +10,13 @@ pub mod info;
 pub mod inventory;
 pub mod json;
 pub mod manifest;
+pub mod ref_name;
 pub mod ustar;
 
 pub use config::{BundleConfig, DeltaInfo, FileEntry, ImageEntry, ImageField, ManifestsRoot};
 pub use info::BundleInfo;
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, ManifestKind};
+pub use ref_name::{bundle_ref_name, FileSetRef};
 
 /// Version of this format written by the code (`format` annotation).
 pub const FORMAT_VERSION: &str = "1";
