@@ -1,6 +1,8 @@
 //! Fault-injecting HTTP/1.1 proxy in front of a plain-HTTP registry: resets,
 //! 5xx, 416, 429 with `Retry-After` (seconds or HTTP-date), a bandwidth limit
-//! on request bodies, and rewritten response headers, by method and path.
+//! on request bodies, rewritten response headers, requests held until the
+//! test releases them, and answers trickled a byte at a time, by method and
+//! path.
 //!
 //! It forwards bytes untouched, `Host` included, so the registry builds
 //! `Location` headers that point back at the proxy and the client keeps
@@ -56,7 +58,17 @@ pub enum Fault {
         from: String,
         to: String,
     },
+    /// Hold the request (nothing forwarded yet) until [`Proxy::release`],
+    /// then pass it through: lets a test act at a known point of a run. A
+    /// held request goes on by itself after [`HOLD_LIMIT`].
+    Hold,
+    /// Forward the request, then send the registry's answer (head and body)
+    /// one byte per `every`: a registry that never quite stops answering.
+    Trickle { every: Duration },
 }
+
+/// The longest a [`Fault::Hold`] holds a request when nobody releases it.
+pub const HOLD_LIMIT: Duration = Duration::from_secs(60);
 
 /// One rule: requests with `method` whose path (with query) contains `path`
 /// get `fault`, `times` times (forever when `None`), then pass through.
@@ -126,6 +138,8 @@ pub struct ProxyEvent {
 struct Shared {
     rules: Vec<Rule>,
     events: Vec<ProxyEvent>,
+    /// Held requests go on once this is set.
+    released: bool,
 }
 
 /// A running proxy. Stops when dropped.
@@ -198,6 +212,30 @@ impl Proxy {
     /// Every request seen, in arrival order.
     pub fn events(&self) -> Vec<ProxyEvent> {
         self.shared.lock().unwrap().events.clone()
+    }
+
+    /// Let every held request ([`Fault::Hold`]) go on, and hold no more.
+    pub fn release(&self) {
+        self.shared.lock().unwrap().released = true;
+    }
+
+    /// Wait (up to `limit`) until a request matching `method` and `path`
+    /// (as in [`Rule`]) has arrived; true when one did.
+    pub fn wait_for(&self, method: &str, path_contains: &str, limit: Duration) -> bool {
+        let method = method.to_ascii_uppercase();
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let seen = self.events().iter().any(|e| {
+                (method == "*" || e.method == method) && e.path.contains(path_contains)
+            });
+            if seen {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Requests that got a fault.
@@ -512,6 +550,12 @@ async fn serve(client: TcpStream, upstream: SocketAddr, shared: Arc<Mutex<Shared
             });
             fault
         };
+        if fault == Some(Fault::Hold) {
+            let since = std::time::Instant::now();
+            while !shared.lock().unwrap().released && since.elapsed() < HOLD_LIMIT {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         let req_framing = req.framing();
         if let Some(Fault::Status {
             status,
@@ -566,6 +610,21 @@ async fn serve(client: TcpStream, upstream: SocketAddr, shared: Arc<Mutex<Shared
         };
         if let Some(f) = &fault {
             resp.rewrite(f);
+        }
+        if let Some(Fault::Trickle { every }) = fault {
+            // The head, then the body, a byte at a time; ends when the
+            // client gives up (the write fails) or the answer is out.
+            let mut body = Vec::new();
+            copy_body(ur, Some(&mut body), framing, None, None).await?;
+            for b in resp.raw.iter().chain(&body) {
+                tokio::time::sleep(every).await;
+                cw.write_all(std::slice::from_ref(b)).await?;
+                cw.flush().await?;
+            }
+            if framing == Framing::UntilClose || resp.wants_close() || req.wants_close() {
+                return Ok(());
+            }
+            continue;
         }
         cw.write_all(&resp.raw).await?;
         let limit = match fault {
