@@ -10,8 +10,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
+use atp_bundle::assemble::{assemble, blob_order, BundlePlan, ImageInput};
 use atp_bundle::format::{media, BundleInfo, Descriptor, ImageManifest};
-use atp_bundle::model::{assemble, blob_order, BundlePlan, ImageInput};
 use atp_bundle::sample::sample_created;
 use atp_bundle::{BundleWriter, Digest};
 use p256::ecdsa::SigningKey;

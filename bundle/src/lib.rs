@@ -3,9 +3,9 @@
 //!
 //! File overview (what reads and writes each part of a bundle):
 //! - `oci-layout`, entry order, tar headers: [`format::ustar`], [`writer`], [`verify`]
-//! - `index.json` (annotations, descriptors): [`format::info`], [`model`]
+//! - `index.json` (annotations, descriptors): [`format::info`], [`assemble`]
 //! - `index.json.sig`: [`sign`], keys in [`keys`]
-//! - bundle config and artifact manifests: [`format::config`], [`model`]
+//! - bundle config and artifact manifests: [`format::config`], [`assemble`]
 //! - reading one blob back for `inspect`/`install`: [`open`]
 //! - split volumes, `volumes.json`, seekable zstd: [`media`]
 //! - size limits on keys, signatures and `volumes.json` read from disk: [`small_input`]
@@ -13,6 +13,7 @@
 //!
 //! This crate is a pure library: no network, no image pulling.
 
+pub mod assemble;
 pub mod digest;
 pub mod format;
 pub mod image_ref;
@@ -20,7 +21,6 @@ pub mod keys;
 pub mod kustomize;
 pub mod media;
 pub mod metrics;
-pub mod model;
 pub mod open;
 pub mod progress;
 pub mod sample;

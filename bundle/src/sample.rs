@@ -10,10 +10,10 @@ use std::collections::{HashMap, HashSet};
 use p256::ecdsa::SigningKey;
 use time::OffsetDateTime;
 
-use crate::format::{media, BundleInfo, Descriptor, ImageIndex, ImageManifest, ManifestsRoot};
-use crate::model::{
+use crate::assemble::{
     assemble, blob_order, Assembled, BundlePlan, FileInput, FileSetInput, ImageInput, PlanError,
 };
+use crate::format::{media, BundleInfo, Descriptor, ImageIndex, ImageManifest, ManifestsRoot};
 use crate::writer::SignedIndex;
 use crate::Digest;
 

@@ -123,7 +123,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
 impl BundleWriter {
     /// Plan the archive and create the temp file with every header, the
     /// `oci-layout`, `index.json` and signature already written.
-    /// `blobs` is the archive order (see [`crate::model::blob_order`]).
+    /// `blobs` is the archive order (see [`crate::assemble::blob_order`]).
     pub fn create(
         out: &Path,
         index: &SignedIndex,

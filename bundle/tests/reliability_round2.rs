@@ -11,10 +11,10 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use atp_bundle::assemble::{assemble, blob_order, BundlePlan, ImageInput};
 use atp_bundle::format::{annotation as ann, json, media, Descriptor, ImageManifest};
 use atp_bundle::keys::{self, KeyError};
 use atp_bundle::media::BundleInput;
-use atp_bundle::model::{assemble, blob_order, BundlePlan, ImageInput};
 use atp_bundle::open::Bundle;
 use atp_bundle::sample::{sample, sample_created};
 use atp_bundle::verify::{verify_file, verify_reader, FindingKind, Report};

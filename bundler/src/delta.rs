@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use atp_bundle::format::inventory::SiteInventory;
 use atp_bundle::format::manifest::Manifest;
 use atp_bundle::format::{DeltaInfo, Descriptor, ManifestKind};
-use atp_bundle::model::FileSetInput;
+use atp_bundle::assemble::FileSetInput;
 use atp_bundle::open::Bundle;
 use atp_bundle::Digest;
 
@@ -284,7 +284,7 @@ pub fn omitted_sizes(b: &Bundle) -> Vec<u64> {
 mod tests {
     use super::*;
     use atp_bundle::format::media;
-    use atp_bundle::model::FileInput;
+    use atp_bundle::assemble::FileInput;
 
     fn manifest(config: &Digest, layers: &[(&Digest, u64)]) -> Vec<u8> {
         let layers: Vec<_> = layers

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use atp_bundle::format::{BundleInfo, ManifestsRoot};
 use atp_bundle::media::write::{MediaOptions, MediaOutput, MediaWriteError};
-use atp_bundle::model::{self, BundlePlan, ImageInput};
+use atp_bundle::assemble::{self, BundlePlan, ImageInput};
 use atp_bundle::progress::Progress;
 use atp_bundle::{keys, BundleWriter, Digest, SignedIndex};
 use atp_registry::{Client, ClientOptions, RegistryConfig};
@@ -93,7 +93,7 @@ pub enum CreateError {
     #[error(transparent)]
     Files(#[from] crate::files::FilesError),
     #[error(transparent)]
-    Plan(#[from] model::PlanError),
+    Plan(#[from] assemble::PlanError),
     #[error(transparent)]
     Write(#[from] atp_bundle::WriteError),
     #[error(transparent)]
@@ -279,7 +279,7 @@ async fn write_bundle(
         kustomize: kustomize_layer,
         delta: delta.as_ref().map(|(d, _)| d.clone()),
     };
-    let assembled = model::assemble(&plan, signing)?;
+    let assembled = assemble::assemble(&plan, signing)?;
 
     // Where each blob of the archive comes from.
     let mut from: HashMap<Digest, BlobFrom> = HashMap::new();
@@ -304,7 +304,7 @@ async fn write_bundle(
             .or_insert_with(|| BlobFrom::File(p.clone()));
     }
     let omitted: HashSet<Digest> = plan.delta.iter().flat_map(|d| d.omitted.clone()).collect();
-    let order = model::blob_order(&assembled.index, &manifests, &omitted)?;
+    let order = assemble::blob_order(&assembled.index, &manifests, &omitted)?;
 
     let signed = SignedIndex {
         index_json: assembled.index_json.clone(),

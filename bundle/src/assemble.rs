@@ -1,5 +1,5 @@
-//! The bundle creation data model: from "these images, these file sets,
-//! this kustomize tree" to the exact `index.json`, bundle config, bundle
+//! Assembling a bundle: from "these images, these file sets, this kustomize
+//! tree" to the exact `index.json`, bundle config, bundle
 //! artifact and file-set manifests (spec sections 3 to 6), plus the
 //! depth-first blob order the archive must follow (section 2.1).
 //!
