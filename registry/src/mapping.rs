@@ -7,7 +7,9 @@
 //! name grammar:
 //! - `nested` (default): `[PREFIX/]<source host>/<source path>`, the host
 //!   lower-cased with `:` written as `-` (`127.0.0.1:5000` → `127.0.0.1-5000`).
-//!   Distinct sources can never collide.
+//!   Distinct sources collide only through that spelling (`127.0.0.1:5000/x`
+//!   and `127.0.0.1-5000/x`, or `Quay.IO/x` and `quay.io/x`); such pairs are
+//!   refused, naming both.
 //! - `flat`: `[PREFIX/]<last path component>`; two sources that would land on
 //!   the same name are refused.
 //! - an explicit mapping file: `{"source/repo": "target/repo", ...}` (JSON or
@@ -37,11 +39,14 @@ pub struct SourceRef {
 pub enum MappingError {
     #[error("{reference:?} is not a normalized image reference (host/path[:tag][@digest])")]
     BadReference { reference: String },
-    #[error("flat layout: {first} and {second} would both land on {target}\nhint: use the default nested layout, or a mapping file")]
+    #[error("{layout}: {first} and {second} would both land on {target}\nhint: {hint}")]
     Collision {
+        /// The layout that mapped them: `nested layout`, `flat layout` or `mapping file`.
+        layout: &'static str,
         first: String,
         second: String,
         target: String,
+        hint: &'static str,
     },
     #[error("mapping file has no entry for {source_repo}\nhint: add \"{source_repo}\": \"<target repo>\" to the mapping file")]
     Unmapped { source_repo: String },
@@ -124,10 +129,26 @@ pub fn map_repositories<'a>(
             hint,
         })?;
         if let Some(first) = taken.get(&target) {
+            let (layout, hint) = match layout {
+                Layout::Nested => (
+                    "nested layout",
+                    "the nested layout writes a host in lower case with ':' as '-'; give one of them its own target with a mapping file",
+                ),
+                Layout::Flat => (
+                    "flat layout",
+                    "use the default nested layout, or a mapping file",
+                ),
+                Layout::Explicit(_) => (
+                    "mapping file",
+                    "give each source its own target in the mapping file",
+                ),
+            };
             return Err(MappingError::Collision {
+                layout,
                 first: first.clone(),
                 second: source_repo,
                 target,
+                hint,
             });
         }
         taken.insert(target.clone(), source_repo.clone());
@@ -202,17 +223,59 @@ mod tests {
     }
 
     #[test]
+    fn nested_layout_refuses_a_host_spelled_two_ways_naming_both() {
+        // Regression: the nested layout writes ':' as '-', so these two land
+        // on one repository; the error used to blame the flat layout and
+        // advise the nested one.
+        for pair in [
+            ["127.0.0.1:5000/x:1", "127.0.0.1-5000/x:1"],
+            ["Quay.IO/x/y:1", "quay.io/x/y:1"],
+        ] {
+            let err = map_repositories(&refs(&pair), &Layout::Nested, None).unwrap_err();
+            let text = err.to_string();
+            let first = pair[0].rsplit_once(':').unwrap().0;
+            let second = pair[1].rsplit_once(':').unwrap().0;
+            assert!(text.starts_with("nested layout: "), "{text}");
+            assert!(
+                text.contains(&format!("{first} and {second} would both land on ")),
+                "{text}"
+            );
+            assert!(text.contains("mapping file"), "{text}");
+            assert!(!text.contains("use the default nested layout"), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_mapping_file_giving_two_sources_one_target_is_refused() {
+        let srcs = refs(&["docker.io/a/x:1", "docker.io/b/x:1"]);
+        let map = Layout::Explicit(
+            [
+                ("docker.io/a/x".into(), "site/x".into()),
+                ("docker.io/b/x".into(), "site/x".into()),
+            ]
+            .into(),
+        );
+        let err = map_repositories(&srcs, &map, None).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "mapping file: docker.io/a/x and docker.io/b/x would both land on site/x"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn flat_layout_refuses_collisions_naming_both_sources() {
         let srcs = refs(&["docker.io/atp/router:1", "ghcr.io/other/router:2"]);
         let err = map_repositories(&srcs, &Layout::Flat, None).unwrap_err();
-        assert_eq!(
-            err,
-            MappingError::Collision {
-                first: "docker.io/atp/router".into(),
-                second: "ghcr.io/other/router".into(),
-                target: "router".into()
-            }
+        assert!(
+            matches!(&err, MappingError::Collision { layout: "flat layout", first, second, target, .. }
+                if first == "docker.io/atp/router" && second == "ghcr.io/other/router" && target == "router"),
+            "{err}"
         );
+        assert!(err
+            .to_string()
+            .contains("hint: use the default nested layout"));
         let ok = map_repositories(&srcs[..1], &Layout::Flat, Some("atp")).unwrap();
         assert_eq!(ok["docker.io/atp/router"], "atp/router");
     }
