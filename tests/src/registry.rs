@@ -101,7 +101,6 @@ impl std::fmt::Display for Access {
 #[derive(Default)]
 struct LogState {
     access: Vec<Access>,
-    last_line: Option<Instant>,
     /// Highest barrier number whose access line the reader has seen.
     sync_seen: u64,
 }
@@ -551,43 +550,44 @@ impl Registry {
 
     /// Make sure every request the registry finished before this call is in
     /// the access log: send a marked barrier request and wait for the reader
-    /// to see its line (the log is one FIFO pipe). Falls back to waiting for
-    /// the log to go quiet when the registry is not running.
+    /// to see its line (the log is one FIFO pipe).
+    ///
+    /// A registry that is not running ([`Registry::kill`]) needs no barrier:
+    /// its readers were joined, so the log is complete. A running registry
+    /// whose barrier fails panics: a log that might be incomplete must never
+    /// let a "nothing reached the registry" check pass.
     fn sync_log(&self) {
-        if self.child.is_some() {
-            let n = self
-                .sync_counter
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-                + 1;
-            let url = format!("{}/v2/?{SYNC_PREFIX}{n}", self.url());
-            if self.probe.get(&url).is_ok() {
-                let deadline = Instant::now() + Duration::from_secs(5);
-                while Instant::now() < deadline {
-                    if self.shared.state.lock().unwrap().sync_seen >= n {
-                        // Lines of requests that finished concurrently with the
-                        // barrier may trail it by a hair.
-                        std::thread::sleep(Duration::from_millis(10));
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-            }
+        if self.child.is_none() {
+            return;
         }
-        self.settle();
-    }
-
-    /// Wait until the reader threads have been idle for a moment (at most 2s).
-    fn settle(&self) {
-        const QUIET: Duration = Duration::from_millis(60);
-        let start = Instant::now();
-        std::thread::sleep(QUIET);
-        while start.elapsed() < Duration::from_secs(2) {
-            let last = self.shared.state.lock().unwrap().last_line;
-            match last {
-                Some(t) if t.elapsed() < QUIET => std::thread::sleep(QUIET - t.elapsed()),
-                _ => break,
-            }
+        let n = self
+            .sync_counter
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        let url = format!("{}/v2/?{SYNC_PREFIX}{n}", self.url());
+        if let Err(e) = self.probe.get(&url) {
+            panic!(
+                "access-log barrier to registry {} failed ({e}); the access log may be \
+                 incomplete, so no check on it can be trusted (raw log {})",
+                self.host(),
+                self.log_path.display()
+            );
         }
+        // Generous: only a stalled reader thread takes anywhere near this long.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.shared.state.lock().unwrap().sync_seen < n {
+            assert!(
+                Instant::now() < deadline,
+                "access-log barrier {n} to registry {} was answered but its log line never \
+                 arrived within 60 s; the access log may be incomplete (raw log {})",
+                self.host(),
+                self.log_path.display()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // Lines of requests that finished concurrently with the barrier may
+        // trail it by a hair.
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -676,7 +676,6 @@ fn spawn_reader(
                         state.access.push(a);
                     }
                 }
-                state.last_line = Some(Instant::now());
             }
         })
         .expect("spawning registry log reader")
