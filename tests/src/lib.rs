@@ -1,11 +1,13 @@
 //! Test harness for ATP Offline: the real `docker-registry` on 127.0.0.1 in
-//! every auth mode, a bearer-token issuer, a fault-injecting proxy, fixture
-//! images, helpers to find the built binaries, and the container runtimes a
-//! node pulls with (containerd, podman).
+//! every auth mode, a bearer-token issuer, a fault-injecting proxy, a
+//! counting TCP relay, fixture images, helpers to find the built binaries,
+//! the command lines the end-to-end tests run them with, and the container
+//! runtimes a node pulls with (containerd, podman).
 //!
 //! Never binds anything but loopback; every process it starts is stopped on drop.
 
 pub mod bins;
+pub mod cli;
 pub mod containerd;
 pub mod fixture_gen;
 pub mod fixtures;
@@ -13,6 +15,7 @@ pub mod pki;
 pub mod podman;
 pub mod proxy;
 pub mod registry;
+pub mod relay;
 pub mod token;
 
 pub use registry::{Access, Auth, Registry, RegistryOptions};

@@ -14,24 +14,12 @@ use std::path::Path;
 use std::process::Output;
 
 use atp_bundle::Digest;
+use atp_testkit::cli::{noise, output_with_stdin, registry_flags};
 use atp_testkit::fixtures::{self, IMAGES};
 use atp_testkit::Registry;
 use common::*;
 
 const LAYER: usize = 3 << 20;
-
-/// Deterministic incompressible bytes.
-fn noise(size: usize, seed: u64) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d);
-    let mut out = vec![0u8; size];
-    for chunk in out.chunks_mut(8) {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
-    }
-    out
-}
 
 /// Write an OCI layout with one image of these layers, tagged `tag`;
 /// returns the image manifest digest.
@@ -83,24 +71,16 @@ fn create(w: &Work, spec: &str, out: &str, extra: &[&str]) -> Output {
 
 /// `install --json` into `reg` with its own state dir.
 fn install_with_state(w: &Work, reg: &Registry, bundle: &str, state: &str) -> Output {
-    let mut args: Vec<String> = vec![
-        "install".into(),
-        bundle.into(),
-        "--key".into(),
-        w.pubkey(),
-        "--state-dir".into(),
-        w.s(state),
-        "--json".into(),
-    ];
-    args.extend(target_flags(reg));
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    w.installer(&a)
+    w.install(bundle)
+        .state_dir(w.path(state))
+        .registry(reg)
+        .arg("--json")
+        .output()
 }
 
 /// `atp-installer inventory` into `out`, feeding the password on stdin
 /// when the registry wants one; returns the file's JSON.
 fn inventory(w: &Work, reg: &Registry, state: &str, out: &str) -> serde_json::Value {
-    use std::io::Write;
     let mut args: Vec<String> = vec![
         "inventory".into(),
         "--state-dir".into(),
@@ -108,19 +88,10 @@ fn inventory(w: &Work, reg: &Registry, state: &str, out: &str) -> serde_json::Va
         "--output".into(),
         w.s(out),
     ];
-    args.extend(target_flags(reg));
+    args.extend(registry_flags(reg));
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut c = w.installer_cmd(&a);
-    c.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    if let Some((_, p)) = reg.credentials() {
-        stdin.write_all(p.as_bytes()).unwrap();
-    }
-    drop(stdin);
-    let o = child.wait_with_output().unwrap();
+    let password = reg.credentials().map(|(_, p)| p);
+    let o = output_with_stdin(w.installer_cmd(&a), password.as_deref());
     assert_ok(&o, "inventory");
     let text = std::fs::read_to_string(w.path(out)).unwrap();
     serde_json::from_str(&text).unwrap()

@@ -16,23 +16,11 @@ use std::path::{Path, PathBuf};
 
 use atp_bundle::Digest;
 use atp_registry::{Client, ClientOptions, DefaultCredentials, Reference, RegistryConfig};
+use atp_testkit::cli::noise;
 use atp_testkit::Registry;
 use common::*;
 
 const BIG: usize = (5 << 20) + 123;
-
-/// Deterministic pseudo-random bytes.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15 ^ seed;
-    let mut out = vec![0u8; len];
-    for chunk in out.chunks_mut(8) {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
-    }
-    out
-}
 
 /// A model folder: nested folders, an empty file, a file of a few MiB, and
 /// the same content under two names.

@@ -7,6 +7,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
+use atp_testkit::cli::{promtool_accepts, which_kubectl};
 use atp_testkit::fixtures::{self, IMAGES};
 use atp_testkit::{Registry, RegistryOptions};
 use common::*;
@@ -61,15 +62,6 @@ fn check_installed(w: &Work, reg: &Registry, out: &std::process::Output) -> serd
     v
 }
 
-fn promtool_accepts(path: &std::path::Path) {
-    let out = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(path).unwrap())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "promtool: {}", text(&out));
-}
-
 #[test]
 fn installs_into_plain_basic_and_tls_registries_and_reruns_upload_nothing() {
     for reg in [Registry::plain(), Registry::basic(), Registry::tls()] {
@@ -116,35 +108,13 @@ fn wrong_credentials_fail_with_a_clear_message_and_no_secret_in_output() {
     let reg = Registry::basic();
     let w = Work::new();
     assert_ok(&w.create_demo("b.tar", &[]), "create");
-    let out = {
-        use std::io::Write;
-        let args = [
-            "install",
-            "b.tar",
-            "--key",
-            "k.pub",
-            "--state-dir",
-            "state",
-            "--registry",
-            &reg.host(),
-            "--plain-http",
-            "--username",
-            "atp",
-            "--password-stdin",
-        ];
-        let mut c = w.installer_cmd(&args);
-        c.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"hunter2-wrong")
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let out = w
+        .install("b.tar")
+        .key("k.pub")
+        .state_dir("state")
+        .registry(&reg)
+        .password("hunter2-wrong")
+        .output();
     assert!(!out.status.success());
     let t = text(&out);
     assert!(!t.contains("hunter2-wrong"), "{t}");
@@ -258,19 +228,13 @@ fn an_install_killed_mid_push_completes_when_run_again() {
         ]),
         "create",
     );
-    let mut args: Vec<String> = vec![
-        "install".into(),
-        "big.tar".into(),
-        "--key".into(),
-        w.pubkey(),
-        "--state-dir".into(),
-        w.s("state"),
-        "--concurrency".into(),
-        "2".into(),
-    ];
-    args.extend(target_flags(&reg));
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = w.installer_cmd(&a).spawn().unwrap();
+    let mut child = w
+        .install("big.tar")
+        .registry(&reg)
+        .args(["--concurrency", "2"])
+        .command()
+        .spawn()
+        .unwrap();
     // Kill it as soon as the first blob is committed.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
@@ -348,24 +312,16 @@ fn apply_runs_kubectl_server_side_then_waits_for_rollouts() {
     std::fs::set_permissions(bin.join("kubectl"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
 
-    let mut args: Vec<String> = vec![
-        "install".into(),
-        "b.tar".into(),
-        "--key".into(),
-        w.pubkey(),
-        "--state-dir".into(),
-        w.s("state"),
-        "--apply".into(),
-        "--kubeconfig".into(),
-        "/etc/site/kubeconfig".into(),
-        "--context".into(),
-        "site".into(),
-        "--rollout-timeout".into(),
-        "90s".into(),
-    ];
-    args.extend(target_flags(&reg));
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = w.installer_cmd(&a).env("PATH", &path).output().unwrap();
+    let apply = w.install("b.tar").registry(&reg).env("PATH", &path).args([
+        "--apply",
+        "--kubeconfig",
+        "/etc/site/kubeconfig",
+        "--context",
+        "site",
+        "--rollout-timeout",
+        "90s",
+    ]);
+    let out = apply.output();
     assert_ok(&out, "install --apply");
     let calls = std::fs::read_to_string(&log).unwrap();
     let calls: Vec<&str> = calls
@@ -381,26 +337,13 @@ fn apply_runs_kubectl_server_side_then_waits_for_rollouts() {
     assert_eq!(calls[1], "--kubeconfig /etc/site/kubeconfig --context site rollout status deployment/atp-router --timeout=90s -n atp-system");
 
     // A kubectl failure fails the install with kubectl's message.
-    let out = w
-        .installer_cmd(&a)
-        .env("PATH", &path)
-        .env("FAIL_APPLY", "1")
-        .output()
-        .unwrap();
+    let out = apply.env("FAIL_APPLY", "1").output();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("kubectl apply failed") && err.contains("provide credentials"),
         "{err}"
     );
-}
-
-fn which_kubectl() -> String {
-    let out = std::process::Command::new("sh")
-        .args(["-c", "command -v kubectl"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]

@@ -15,6 +15,7 @@ use atp_registry::{
 };
 use atp_testkit::fixtures::{self, FixtureImage};
 use atp_testkit::proxy::{Fault, Proxy, RetryAfter, Rule};
+use atp_testkit::relay::Relay;
 use atp_testkit::{skopeo, Access, Registry};
 use rand::RngCore;
 
@@ -570,14 +571,19 @@ async fn a_download_reset_resumes_with_range() {
 
 // ---- auth, TLS and fatal errors -----------------------------------------
 
+/// Pull-scope token fetches answered 200 since the `before`-th token request.
+fn pull_tokens_fetched(reg: &Registry, before: usize, scope: &str) -> usize {
+    reg.token_requests()[before..]
+        .iter()
+        .filter(|t| t.scopes == [scope] && t.status == 200)
+        .count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_are_cached_per_scope_and_renewed_after_expiry() {
-    let reg = Registry::start(atp_testkit::RegistryOptions {
-        auth: atp_testkit::Auth::Token,
-        token_ttl_secs: 2,
-        ..Default::default()
-    })
-    .unwrap();
+async fn tokens_are_cached_per_scope() {
+    // The default five-minute lifetime: every request below reuses the one
+    // token however slowly the machine runs.
+    let reg = Registry::token();
     let img = &fixtures::IMAGES[0];
     fixtures::push(&reg, img, "atp/base");
     let c = client_for(&[&reg]);
@@ -594,17 +600,12 @@ async fn tokens_are_cached_per_scope_and_renewed_after_expiry() {
     }
     c.get_manifest(&r).await.unwrap();
     let pull_scope = "repository:atp/base:pull";
-    let fetched = |reg: &Registry| {
-        reg.token_requests()[before..]
-            .iter()
-            .filter(|t| t.scopes == [pull_scope] && t.status == 200)
-            .count()
-    };
-    assert_eq!(fetched(&reg), 1, "{:?}", reg.token_requests());
-    // After the lifetime a fresh token is fetched and requests keep working.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(c.get_manifest(&r).await.unwrap().digest, m.digest);
-    assert_eq!(fetched(&reg), 2, "{:?}", reg.token_requests());
+    assert_eq!(
+        pull_tokens_fetched(&reg, before, pull_scope),
+        1,
+        "{:?}",
+        reg.token_requests()
+    );
     // Every token request carried the configured user.
     assert!(reg.token_requests()[before..]
         .iter()
@@ -612,21 +613,55 @@ async fn tokens_are_cached_per_scope_and_renewed_after_expiry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_renewed_after_expiry() {
+    let reg = Registry::start(atp_testkit::RegistryOptions {
+        auth: atp_testkit::Auth::Token,
+        token_ttl_secs: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    let img = &fixtures::IMAGES[0];
+    fixtures::push(&reg, img, "atp/base");
+    let c = client_for(&[&reg]);
+    let r: Reference = format!("{}/atp/base:{}", reg.host(), img.tag)
+        .parse()
+        .unwrap();
+    let before = reg.token_requests().len();
+    let pull_scope = "repository:atp/base:pull";
+    let m = c.get_manifest(&r).await.unwrap();
+    let first = pull_tokens_fetched(&reg, before, pull_scope);
+    assert!(first >= 1, "{:?}", reg.token_requests());
+    // Past the lifetime (a lower bound only: a slow machine waits longer,
+    // which changes nothing) the token is not reused: a fresh one is
+    // fetched and the request works.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(c.get_manifest(&r).await.unwrap().digest, m.digest);
+    assert!(
+        pull_tokens_fetched(&reg, before, pull_scope) > first,
+        "{:?}",
+        reg.token_requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_failures_and_4xx_are_not_retried() {
     let reg = Registry::tls();
-    // No CA configured: the handshake fails, once, with a TLS error.
+    // No CA configured: the handshake fails, once, with a TLS error. The
+    // client reaches the registry through a TCP relay that counts
+    // connections, so "once" is a count, not a stopwatch.
+    let relay = Relay::start(std::net::Ipv4Addr::LOCALHOST.into(), &reg.host()).unwrap();
     let mut o = options();
-    o.registries.insert(reg.host(), RegistryConfig::default());
+    o.registries.insert(relay.host(), RegistryConfig::default());
     let c = Client::new(o).unwrap();
-    let r: Reference = format!("{}/atp/none:1", reg.host()).parse().unwrap();
-    let start = Instant::now();
+    let r: Reference = format!("{}/atp/none:1", relay.host()).parse().unwrap();
     let err = c.get_manifest(&r).await.unwrap_err();
     assert!(matches!(err, Error::Tls { .. }), "{err}");
     assert!(
         err.to_string().contains("hint: pass the registry's CA"),
         "{err}"
     );
-    assert!(start.elapsed() < RetryPolicy::fast().base_delay * 5);
+    assert_eq!(relay.connections(), 1, "a TLS failure was retried: {err}");
+    let r: Reference = format!("{}/atp/none:1", reg.host()).parse().unwrap();
 
     // With the CA: a missing manifest is a plain 404, answered once.
     let c = client_for(&[&reg]);
@@ -711,11 +746,14 @@ fn bad_tls_settings_fail_at_construction() {
     );
 }
 
-/// A source that counts how many uploads read it at the same time.
+/// A source that counts how many uploads read it at the same time. The first
+/// uploads to open it wait until `overlap` are open together (or a generous
+/// deadline passes), so overlap is forced by order, not by a sleep.
 struct Counting {
     data: Bytes,
     now: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     max: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    overlap: usize,
 }
 
 struct Guarded {
@@ -757,9 +795,16 @@ impl atp_registry::BlobSource for Counting {
             inner: std::io::Cursor::new(self.data.slice(offset as usize..)),
             now: self.now.clone(),
         };
+        let max = self.max.clone();
+        let overlap = self.overlap;
         Box::pin(async move {
-            // Hold the body open a little so overlapping uploads would show.
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            // Hold the body until `overlap` uploads are open at once. A
+            // client that never overlaps waits out the deadline and fails the
+            // "never overlapped" check below; it does not hang.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while max.load(SeqCst) < overlap && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             Ok(Box::new(reader) as Box<_>)
         })
     }
@@ -782,6 +827,7 @@ async fn blob_transfers_respect_the_concurrency_setting() {
             data,
             now: now.clone(),
             max: max.clone(),
+            overlap: 2,
         };
         let (c, repo) = (c.clone(), repo.clone());
         set.spawn(async move { c.push_blob(&repo, &d, 20_000, &src, &[]).await });

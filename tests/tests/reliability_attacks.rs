@@ -74,20 +74,12 @@ fn every_broken_bundle_is_refused_by_verify_and_install_with_nothing_pushed() {
 
         // install refuses before any request, and writes nothing but state.
         let mark = reg.access_mark();
-        let a = [
-            "install",
-            path,
-            "--key",
-            &test_pub(),
-            "--state-dir",
-            &w.s("state"),
-            "--registry",
-            &reg.host(),
-            "--plain-http",
-            "--render-to",
-            &w.s("render"),
-        ];
-        let out = w.installer(&a);
+        let out = w
+            .install(path)
+            .key(test_pub())
+            .registry(&reg)
+            .render_to(w.path("render"))
+            .output();
         assert_eq!(out.status.code(), Some(1), "{file}: {}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -141,17 +133,12 @@ fn an_expired_bundle_is_refused_by_verify_and_install_and_never_created() {
 
     let reg = Registry::plain();
     let mark = reg.access_mark();
-    let out = w.installer(&[
-        "install",
-        "old.tar",
-        "--key",
-        &test_pub(),
-        "--state-dir",
-        "state",
-        "--registry",
-        &reg.host(),
-        "--plain-http",
-    ]);
+    let out = w
+        .install("old.tar")
+        .key(test_pub())
+        .state_dir("state")
+        .registry(&reg)
+        .output();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -263,29 +250,13 @@ fn credentials_never_follow_an_upload_location_to_another_host() {
         )
         .forever(),
     );
-    let a = install_args(
+    let out = install_at(
         &w,
         &front.host(),
-        "b.tar",
-        "state",
         &["--username", &user, "--password-stdin", "--retries", "1"],
-    );
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = {
-        use std::io::Write;
-        let mut c = w.installer_cmd(&a);
-        c.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(pass.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    )
+    .password(&pass)
+    .output();
     let seen = elsewhere.events();
     assert!(
         !seen.is_empty(),
@@ -400,26 +371,10 @@ fn trace_output_holds_no_password_basic_header_or_token_in_any_auth_mode() {
         let created = c.env("RUST_LOG", "trace").output().unwrap();
         assert_ok(&created, "create at trace level");
         // Installer: push back to the same registry with --password-stdin.
-        let mut ic = {
-            let a = install_args(
-                &w,
-                &reg.host(),
-                "b.tar",
-                "state",
-                &["--username", &user, "--password-stdin"],
-            );
-            let a: Vec<String> = a;
-            let mut c = w.installer_cmd(&a.iter().map(String::as_str).collect::<Vec<_>>());
-            c.env("RUST_LOG", "trace")
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            c.spawn().unwrap()
-        };
-        {
-            use std::io::Write;
-            ic.stdin.take().unwrap().write_all(pass.as_bytes()).unwrap();
-        }
+        let ic = install_at(&w, &reg.host(), &["--username", &user, "--password-stdin"])
+            .env("RUST_LOG", "trace")
+            .password(&pass)
+            .spawn();
         let installed = ic.wait_with_output().unwrap();
         assert_ok(&installed, "install at trace level");
         let rendered_secret = w.path("state/render");

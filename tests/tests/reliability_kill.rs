@@ -80,9 +80,7 @@ fn every_rerun_after_a_sigkill_matches_an_uninterrupted_install() {
         if let Some(r) = rule {
             p.add(r);
         }
-        let a = install_args(&w, &p.host(), "b.tar", "state", &flags);
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        let mut cmd = w.installer_cmd(&a);
+        let mut cmd = install_at(&w, &p.host(), &flags).command();
         if !held {
             cmd.env("ATP_KUBECTL", &stand_in);
         }

@@ -8,18 +8,19 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use atp_testkit::bins::bin;
+use atp_testkit::cli::{registry_flags, which_kubectl};
 use atp_testkit::fixtures::{self, IMAGES};
 use atp_testkit::{Access, Registry};
 use common::*;
 
 /// Run `atp-installer simulate BUNDLE` (or `install --dry-run`) against
-/// `reg`, with `flags` instead of the registry's own when given.
+/// `reg`, with `flags` instead of the registry's own when given. A
+/// `--state-dir` in `extra` replaces the workdir's `state`.
 fn simulate_with(
     w: &Work,
     cmd: &[&str],
@@ -28,30 +29,24 @@ fn simulate_with(
     password: Option<&str>,
     extra: &[&str],
 ) -> Output {
-    let mut args: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
-    args.extend([
-        bundle.to_string(),
-        "--key".into(),
-        w.pubkey(),
-        "--json".into(),
-    ]);
-    if !extra.contains(&"--state-dir") {
-        args.extend(["--state-dir".into(), w.s("state")]);
+    let mut c = match cmd[0] {
+        "simulate" => w.simulate(bundle),
+        "install" => w.install(bundle),
+        other => panic!("not a site command: {other}"),
+    };
+    c = c
+        .site_flags(flags.iter().cloned())
+        .args(&cmd[1..])
+        .arg("--json");
+    let mut extra = extra.to_vec();
+    if let Some(i) = extra.iter().position(|a| *a == "--state-dir") {
+        c = c.state_dir(extra[i + 1]);
+        extra.drain(i..i + 2);
     }
-    args.extend(flags.iter().cloned());
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut c = w.installer_cmd(&a);
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
     if let Some(p) = password {
-        stdin.write_all(p.as_bytes()).unwrap();
+        c = c.password(p);
     }
-    drop(stdin);
-    child.wait_with_output().unwrap()
+    c.args(extra).output()
 }
 
 fn simulate(w: &Work, reg: &Registry, bundle: &str, extra: &[&str]) -> Output {
@@ -60,7 +55,7 @@ fn simulate(w: &Work, reg: &Registry, bundle: &str, extra: &[&str]) -> Output {
         w,
         &["simulate"],
         bundle,
-        &target_flags(reg),
+        &registry_flags(reg),
         password.as_deref(),
         extra,
     )
@@ -223,7 +218,7 @@ fn the_plan_changes_nothing_and_is_what_install_then_does_on_an_empty_and_a_half
         } else {
             &["simulate"]
         };
-        let out = simulate_with(&w, cmd, "b.tar", &target_flags(&reg), None, &[]);
+        let out = simulate_with(&w, cmd, "b.tar", &registry_flags(&reg), None, &[]);
         assert_ok(&out, "simulate");
         let plan = json(&out);
         assert_eq!(plan["ok"], true, "{plan:#}");
@@ -293,7 +288,7 @@ fn wrong_credentials_are_caught_and_no_secret_is_printed() {
         &w,
         &["simulate"],
         "b.tar",
-        &target_flags(&reg),
+        &registry_flags(&reg),
         Some("not-the-password"),
         &[],
     );
@@ -431,7 +426,7 @@ fn a_state_dir_on_a_filesystem_too_small_for_the_run_is_caught() {
         &w,
         &["install"],
         "b.tar",
-        &target_flags(&reg),
+        &registry_flags(&reg),
         None,
         &["--state-dir", &s],
     );
@@ -521,14 +516,6 @@ fn create_simulate_passes_for_the_demo_bundle() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("every image carried"));
 }
 
-fn which_kubectl() -> String {
-    let out = std::process::Command::new("sh")
-        .args(["-c", "command -v kubectl"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[test]
 fn the_cluster_step_runs_a_server_side_dry_run_or_says_why_it_was_skipped() {
     let reg = Registry::plain();
@@ -552,28 +539,18 @@ fn the_cluster_step_runs_a_server_side_dry_run_or_says_why_it_was_skipped() {
     .unwrap();
     let path = format!("{}:{}", bindir.display(), std::env::var("PATH").unwrap());
     let run = |unreachable: bool| {
-        let mut args: Vec<String> = vec![
-            "simulate".into(),
-            "b.tar".into(),
-            "--key".into(),
-            w.pubkey(),
-            "--state-dir".into(),
-            w.s("state"),
-            "--json".into(),
-            "--apply".into(),
-            "--kubeconfig".into(),
-            "/etc/site/kubeconfig".into(),
-            "--context".into(),
-            "site".into(),
-        ];
-        args.extend(target_flags(&reg));
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut c = w.installer_cmd(&a);
-        c.env("PATH", &path);
+        let mut c = w.simulate("b.tar").registry(&reg).env("PATH", &path).args([
+            "--json",
+            "--apply",
+            "--kubeconfig",
+            "/etc/site/kubeconfig",
+            "--context",
+            "site",
+        ]);
         if unreachable {
-            c.env("UNREACHABLE", "1");
+            c = c.env("UNREACHABLE", "1");
         }
-        c.output().unwrap()
+        c.output()
     };
     let out = run(false);
     assert_ok(&out, "simulate --apply");
@@ -705,7 +682,7 @@ fn against_a_token_registry_push_permission_is_asked_with_a_push_scope_per_repos
         &w,
         &["simulate"],
         "b.tar",
-        &target_flags(&reg),
+        &registry_flags(&reg),
         Some("wrong"),
         &[],
     );
@@ -717,19 +694,12 @@ fn the_text_plan_names_images_objects_and_each_problem_with_its_fix() {
     let reg = Registry::plain();
     let w = Work::new();
     assert_ok(&w.create_demo("b.tar", &[]), "create");
-    let host = reg.host();
-    let args = [
-        "simulate",
-        "b.tar",
-        "--key",
-        "k.pub",
-        "--state-dir",
-        "state",
-        "--registry",
-        &host,
-        "--plain-http",
-    ];
-    let out = w.installer_cmd(&args).output().unwrap();
+    let simulate = w
+        .simulate("b.tar")
+        .key("k.pub")
+        .state_dir("state")
+        .plain_http(&reg.host());
+    let out = simulate.output();
     assert_ok(&out, "simulate (text)");
     let plan = String::from_utf8_lossy(&out.stdout);
     for needle in [
@@ -746,7 +716,7 @@ fn the_text_plan_names_images_objects_and_each_problem_with_its_fix() {
         assert!(plan.contains(needle), "missing {needle:?} in:\n{plan}");
     }
     drop(reg);
-    let out = w.installer_cmd(&args).output().unwrap();
+    let out = simulate.output();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let plan = String::from_utf8_lossy(&out.stdout);
     assert!(

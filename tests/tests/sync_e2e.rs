@@ -8,6 +8,7 @@ mod common;
 
 use std::process::Output;
 
+use atp_testkit::cli::promtool_accepts;
 use atp_testkit::fixtures::{self, IMAGES};
 use atp_testkit::Registry;
 use common::*;
@@ -58,15 +59,6 @@ fn writes(reg: &Registry, mark: usize) -> Vec<String> {
         .filter(|a| a.method != "GET" && a.method != "HEAD")
         .map(ToString::to_string)
         .collect()
-}
-
-fn promtool_accepts(path: &std::path::Path) {
-    let out = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(path).unwrap())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "promtool: {}", text(&out));
 }
 
 #[test]

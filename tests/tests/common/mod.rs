@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use atp_testkit::bins::bin;
+use atp_testkit::cli::Install;
 use atp_testkit::fixtures;
 
 /// A temp workdir with a signing key pair (empty password).
@@ -61,6 +62,26 @@ impl Work {
 
     pub fn installer(&self, args: &[&str]) -> Output {
         self.installer_cmd(args).output().unwrap()
+    }
+
+    /// `atp-installer install BUNDLE --key k.pub --state-dir state` run in
+    /// the workdir, as [`Work::installer_cmd`] runs it; add the registry and
+    /// the rest on the builder.
+    pub fn install(&self, bundle: &str) -> Install {
+        self.in_workdir(Install::new(bundle))
+    }
+
+    /// [`Work::install`] for `atp-installer simulate BUNDLE`.
+    pub fn simulate(&self, bundle: &str) -> Install {
+        self.in_workdir(Install::simulate(bundle))
+    }
+
+    fn in_workdir(&self, c: Install) -> Install {
+        c.key(self.pubkey())
+            .state_dir(self.path("state"))
+            .env("DOCKER_CONFIG", self.path("docker"))
+            .env_remove("RUST_LOG")
+            .current_dir(self.dir.path())
     }
 
     pub fn installer_cmd(&self, args: &[&str]) -> Command {
@@ -199,49 +220,10 @@ pub fn big_layout(dir: &Path, layers: usize, size: usize, seed: u8) -> PathBuf {
     dir.to_path_buf()
 }
 
-/// `install` arguments for a registry, by its mode.
-pub fn target_flags(reg: &atp_testkit::Registry) -> Vec<String> {
-    let mut f = vec!["--registry".to_string(), reg.host()];
-    match reg.ca_cert_path() {
-        Some(ca) => {
-            f.push("--registry-ca".into());
-            f.push(ca.display().to_string());
-        }
-        None => f.push("--plain-http".into()),
-    }
-    if let Some((u, _)) = reg.credentials() {
-        f.push("--username".into());
-        f.push(u);
-        f.push("--password-stdin".into());
-    }
-    f
-}
-
-/// Run `atp-installer install BUNDLE` against `reg`, feeding the password on stdin.
+/// Run `atp-installer install BUNDLE` against `reg` (state in `state`),
+/// feeding the password on stdin.
 pub fn install(w: &Work, reg: &atp_testkit::Registry, bundle: &str, extra: &[&str]) -> Output {
-    use std::io::Write;
-    let mut args: Vec<String> = vec![
-        "install".into(),
-        bundle.into(),
-        "--key".into(),
-        w.pubkey(),
-        "--state-dir".into(),
-        w.s("state"),
-    ];
-    args.extend(target_flags(reg));
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut c = w.installer_cmd(&a);
-    c.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    if let Some((_, p)) = reg.credentials() {
-        stdin.write_all(p.as_bytes()).unwrap();
-    }
-    drop(stdin);
-    child.wait_with_output().unwrap()
+    w.install(bundle).registry(reg).args(extra).output()
 }
 
 /// Copy a folder tree (regular files and folders only).

@@ -6,9 +6,10 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
+use atp_testkit::cli::Install;
 use atp_testkit::fixtures::{self, IMAGES};
 use atp_testkit::proxy::Proxy;
 use atp_testkit::Registry;
@@ -52,45 +53,20 @@ pub fn big_demo(w: &Work) -> (String, String) {
     (manifest, layer)
 }
 
-/// `install` arguments against `host` over plain HTTP (a proxy or a plain registry).
-pub fn install_args(
-    w: &Work,
-    host: &str,
-    bundle: &str,
-    state: &str,
-    extra: &[&str],
-) -> Vec<String> {
-    let mut a: Vec<String> = vec![
-        "install".into(),
-        bundle.into(),
-        "--key".into(),
-        w.pubkey(),
-        "--state-dir".into(),
-        w.s(state),
-        "--registry".into(),
-        host.into(),
-        "--plain-http".into(),
-    ];
-    a.extend(extra.iter().map(|s| s.to_string()));
-    a
+/// `install b.tar` against `host` over plain HTTP (a proxy or a plain
+/// registry), state in `state`, then `extra`.
+pub fn install_at(w: &Work, host: &str, extra: &[&str]) -> Install {
+    w.install("b.tar").plain_http(host).args(extra)
 }
 
 /// Run an install against `host` to the end.
 pub fn install_to(w: &Work, host: &str, extra: &[&str]) -> Output {
-    let a = install_args(w, host, "b.tar", "state", extra);
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    w.installer_cmd(&a).output().unwrap()
+    install_at(w, host, extra).output()
 }
 
 /// Start an install against `host` in the background.
 pub fn spawn_install(w: &Work, host: &str, extra: &[&str]) -> Child {
-    let a = install_args(w, host, "b.tar", "state", extra);
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    w.installer_cmd(&a)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    install_at(w, host, extra).spawn()
 }
 
 /// Poll `cond` every 10 ms for up to 90 s.
