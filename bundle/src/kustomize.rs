@@ -8,7 +8,6 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -59,8 +58,7 @@ pub enum RenderError {
 
 /// Run `kubectl kustomize DIR` and return its YAML output.
 pub fn render(dir: &Path) -> Result<String, RenderError> {
-    let kubectl = std::env::var_os("ATP_KUBECTL").unwrap_or_else(|| "kubectl".into());
-    let out = Command::new(kubectl)
+    let out = crate::kubectl::command()
         .arg("kustomize")
         .arg(dir)
         .output()

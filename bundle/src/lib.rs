@@ -18,6 +18,7 @@ pub mod digest;
 pub mod format;
 pub mod image_ref;
 pub mod keys;
+pub mod kubectl;
 pub mod kustomize;
 pub mod media;
 pub mod metrics;

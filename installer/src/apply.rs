@@ -33,15 +33,7 @@ pub enum ApplyError {
 }
 
 fn kubectl(opts: &ApplyOptions) -> Command {
-    let bin = std::env::var_os("ATP_KUBECTL").unwrap_or_else(|| "kubectl".into());
-    let mut c = Command::new(bin);
-    if let Some(k) = &opts.kubeconfig {
-        c.arg("--kubeconfig").arg(k);
-    }
-    if let Some(ctx) = &opts.context {
-        c.arg("--context").arg(ctx);
-    }
-    c
+    atp_bundle::kubectl::cluster_command(opts.kubeconfig.as_deref(), opts.context.as_deref())
 }
 
 fn run(mut c: Command, step: String, hint: &'static str) -> Result<String, ApplyError> {
