@@ -51,6 +51,11 @@ pub enum InstallError {
     Apply(#[from] crate::apply::ApplyError),
     #[error(transparent)]
     Files(#[from] crate::files::FilesError),
+    #[error(transparent)]
+    Mirrors(#[from] crate::mirrors::MirrorsError),
+    /// `install --mirrors-to`: the install itself is complete and recorded.
+    #[error("the bundle is installed (receipt written), but the node mirror configuration was not: {0}")]
+    MirrorsAfterInstall(crate::mirrors::MirrorsError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -267,6 +267,8 @@ async fn run(
         info.sequence,
         &prepared.index_digest.to_string(),
     )?;
+    // 7. Node mirror configuration (--mirrors-to), from the same mapping.
+    crate::mirrors::write_for(&prepared, opts).map_err(InstallError::MirrorsAfterInstall)?;
     Ok(summary)
 }
 

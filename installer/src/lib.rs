@@ -16,6 +16,7 @@
 //! - [`files`]: model files into the model cache folder and the registry
 //! - [`render`]: the shipped overlay rewritten for the site
 //! - [`gate`]: the air-gap gate over rendered output
+//! - [`mirrors`]: node mirror config (containerd, CRI-O, podman) for unmodified references
 //! - [`apply`]: the kubectl boundary
 //! - [`state`], [`metrics`]: rollback protection, receipts, Prometheus textfile
 
@@ -28,6 +29,7 @@ pub mod install;
 pub mod inventory;
 pub mod media_source;
 pub mod metrics;
+pub mod mirrors;
 pub mod options;
 pub mod prepare;
 pub mod render;

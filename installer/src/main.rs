@@ -411,6 +411,7 @@ fn install_options(a: InstallArgs) -> Result<InstallOptions> {
             to_registry: a.files_to_registry,
             prune: a.prune,
         },
+        mirrors_to: None,
     })
 }
 

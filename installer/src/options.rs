@@ -23,6 +23,8 @@ pub struct InstallOptions {
     /// Verify and push in one read of the media (the `single_pass` module).
     pub single_pass: bool,
     pub files: FilesOptions,
+    /// Also write node mirror configuration here (the `mirrors` module).
+    pub mirrors_to: Option<PathBuf>,
 }
 
 /// The model-file steps (the `files` module).
