@@ -1,0 +1,350 @@
+//! Render the shipped overlay for this site: unpack the bundle's kustomize
+//! tree, write a kustomization of our own on top of it that rewrites every
+//! image spelling (in containers and in the bundle's `imageFields` of custom
+//! resources) to `REGISTRY/repo@sha256:...`, generates the `registry-certs`
+//! and `atp-registry-pull` secrets and wires the pull secret into every pod
+//! template, then run `kubectl kustomize` into `rendered.yaml`.
+//!
+//! Everything is written into a fresh folder beside the render dir, which is
+//! then renamed into place. An existing render dir is replaced only when it
+//! is empty or holds the marker an earlier render left ([`MARKER`]); a link
+//! or a folder of someone else's files is refused, never written into or
+//! deleted. Never follows a path or a link out of the fresh folder, and
+//! writes files that hold credentials with mode 0600.
+//!
+//! `tree` writes our kustomization and unpacks the tree; `tests`
+//! holds the unit tests.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use atp_bundle::image_ref::{self, Carried};
+use atp_bundle::kustomize::{self, ExtraField, ObjectRef};
+use atp_bundle::Digest;
+use base64::Engine as _;
+
+use crate::metrics::write_atomic;
+
+/// One bundled image as it lands in the site registry.
+#[derive(Debug, Clone)]
+pub struct PlacedImage {
+    /// Normalized source reference (`docker.io/atp/router:1.4.0`).
+    pub source: String,
+    /// Digest of the top manifest or index.
+    pub digest: Digest,
+    /// Source digest before platform pruning, if pruned.
+    pub source_digest: Option<Digest>,
+    /// `REGISTRY/repo`, without tag or digest.
+    pub target_repo: String,
+}
+
+/// What to render.
+pub struct RenderRequest<'a> {
+    /// The bundle's kustomize layer (a tar).
+    pub kustomize_tar: &'a [u8],
+    /// The overlay path inside the tree.
+    pub overlay: &'a str,
+    pub images: &'a [PlacedImage],
+    pub registry: &'a str,
+    pub registry_ca: Option<&'a Path>,
+    pub credentials: Option<(&'a str, &'a str)>,
+    /// Image fields of custom resources the bundle declares (its config's
+    /// `manifests.imageFields`), rewritten like container images.
+    pub image_fields: &'a [ExtraField],
+    pub out_dir: &'a Path,
+}
+
+/// The file that marks a render dir as made by the installer, so that a
+/// later render may replace it whole.
+pub const MARKER: &str = ".atp-installer-render";
+
+/// The rendered result.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub path: PathBuf,
+    pub yaml: String,
+    pub objects: Vec<ObjectRef>,
+    /// The custom-resource image fields the render rewrote: the air-gap
+    /// gate must check them too.
+    pub image_fields: Vec<ExtraField>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("render dir {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the bundle's kustomize tree has an unsafe path {path:?}; refusing to unpack it")]
+    UnsafePath { path: String },
+    #[error(transparent)]
+    Kustomize(#[from] kustomize::RenderError),
+    #[error(
+        "overlay object {object} uses {image:?} in {field}, which is not a valid image reference"
+    )]
+    BadImage {
+        object: String,
+        field: String,
+        image: String,
+    },
+    #[error("render dir {path} {problem}; nothing was written there\nhint: give --render-to a new or empty folder; the installer replaces only a folder it rendered into before (one holding {MARKER})")]
+    OutDir { path: PathBuf, problem: String },
+    #[error("the bundle's image field {kind} {path:?} is not well formed: {problem}")]
+    BadImageField {
+        kind: String,
+        path: String,
+        problem: String,
+    },
+    #[error("overlay image name {name:?} is used for two different bundled images ({first} and {second}); one name can only be rewritten one way\nhint: spell the images differently in the manifests (for example one with docker.io/ and one without), or ship them under different names")]
+    Ambiguous {
+        name: String,
+        first: String,
+        second: String,
+    },
+}
+
+/// Find the bundled image a spelling refers to (the rule is
+/// [`atp_bundle::image_ref`]'s); `None` for a spelling that is not a valid
+/// reference or names an image the bundle lacks.
+pub fn match_image<'a>(spelling: &str, images: &'a [PlacedImage]) -> Option<&'a PlacedImage> {
+    let norm = spelling
+        .parse::<atp_registry::Reference>()
+        .ok()?
+        .to_string();
+    let carried = images.iter().map(|i| Carried {
+        reference: &i.source,
+        digest: &i.digest,
+        source_digest: i.source_digest.as_ref(),
+    });
+    image_ref::find(&norm, carried).map(|i| &images[i])
+}
+
+/// The name part of an image spelling, as kustomize's `images:` matches it.
+fn image_name(spelling: &str) -> &str {
+    let no_digest = spelling.split('@').next().unwrap_or(spelling);
+    let last_slash = no_digest.rfind('/').map_or(0, |i| i + 1);
+    match no_digest[last_slash..].rfind(':') {
+        Some(i) => &no_digest[..last_slash + i],
+        None => no_digest,
+    }
+}
+
+/// Render into a fresh folder beside `req.out_dir`, then rename it into
+/// place (see the module docs for when an existing render dir is replaced).
+pub fn render(req: &RenderRequest<'_>) -> Result<Rendered, RenderError> {
+    check_out_dir(req.out_dir)?;
+    let parent = match req.out_dir.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => {
+            return Err(RenderError::OutDir {
+                path: req.out_dir.to_path_buf(),
+                problem: "has no parent folder to render beside".into(),
+            })
+        }
+    };
+    let fresh = tempfile::Builder::new()
+        .prefix(".atp-render-")
+        .tempdir_in(parent)
+        .map_err(|source| RenderError::Io {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    let mut rendered = render_into(req, fresh.path())?;
+    put_in_place(fresh, req.out_dir)?;
+    rendered.path = req.out_dir.join("rendered.yaml");
+    Ok(rendered)
+}
+
+/// Refuse a render dir that is a link, not a folder, or a non-empty folder
+/// without the installer's marker. Absent is fine. Reads only.
+pub fn check_out_dir(out_dir: &Path) -> Result<(), RenderError> {
+    let refuse = |problem: &str| RenderError::OutDir {
+        path: out_dir.to_path_buf(),
+        problem: problem.to_string(),
+    };
+    let io = |source| RenderError::Io {
+        path: out_dir.to_path_buf(),
+        source,
+    };
+    let meta = match std::fs::symlink_metadata(out_dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(e)),
+    };
+    if meta.file_type().is_symlink() {
+        return Err(refuse(
+            "is a symbolic link, which the installer does not follow",
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(refuse("exists and is not a folder"));
+    }
+    let ours = std::fs::symlink_metadata(out_dir.join(MARKER)).is_ok_and(|m| m.is_file());
+    if ours {
+        return Ok(());
+    }
+    let mut entries = std::fs::read_dir(out_dir).map_err(io)?;
+    match entries.next() {
+        None => Ok(()),
+        Some(_) => Err(refuse(
+            "holds files the installer did not make (it has no render marker)",
+        )),
+    }
+}
+
+/// Move the finished render in `fresh` to `out_dir`: an existing render dir
+/// (already checked by [`check_out_dir`]) is first moved aside and then
+/// deleted without following any link inside it.
+fn put_in_place(fresh: tempfile::TempDir, out_dir: &Path) -> Result<(), RenderError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RenderError::Io { path, source }
+    };
+    let parent = fresh
+        .path()
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let parent = parent.as_path();
+    // Checked again: the folder may have changed while rendering.
+    check_out_dir(out_dir)?;
+    let aside = if std::fs::symlink_metadata(out_dir).is_ok() {
+        let old = tempfile::Builder::new()
+            .prefix(".atp-render-old-")
+            .tempdir_in(parent)
+            .map_err(io(parent))?;
+        let prev = old.path().join("prev");
+        std::fs::rename(out_dir, &prev).map_err(io(out_dir))?;
+        Some((old, prev))
+    } else {
+        None
+    };
+    if let Err(e) = std::fs::rename(fresh.path(), out_dir) {
+        if let Some((_, prev)) = &aside {
+            let _ = std::fs::rename(prev, out_dir);
+        }
+        return Err(io(out_dir)(e));
+    }
+    // Now under its final name: nothing left for the temp guard to remove.
+    let _ = fresh.keep();
+    if let Some((old, _)) = aside {
+        // remove_dir_all deletes links themselves, never what they point at.
+        old.close().map_err(io(parent))?;
+    }
+    Ok(())
+}
+
+/// Unpack, generate and render into `dir`, a fresh folder.
+fn render_into(req: &RenderRequest<'_>, dir: &Path) -> Result<Rendered, RenderError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RenderError::Io { path, source }
+    };
+    for f in req.image_fields {
+        f.segments().map_err(|problem| RenderError::BadImageField {
+            kind: f.kind.clone(),
+            path: f.path.clone(),
+            problem,
+        })?;
+    }
+    std::fs::write(
+        dir.join(MARKER),
+        "made by atp-installer: a later render replaces this whole folder\n",
+    )
+    .map_err(io(&dir.join(MARKER)))?;
+    let tree = dir.join("bundle");
+    unpack(req.kustomize_tar, &tree)?;
+    let overlay_dir = tree.join(req.overlay);
+
+    // Every spelling of every image in the shipped overlay.
+    let shipped = kustomize::render(&overlay_dir)?;
+    let objects = kustomize::parse_objects(&shipped, &overlay_dir)?;
+    let uses = kustomize::image_uses(&objects, req.image_fields);
+    let mut rewrites: BTreeMap<String, &PlacedImage> = BTreeMap::new();
+    for u in &uses {
+        let Some(img) = match_image(&u.image, req.images) else {
+            // Not bundled: left as is; the air-gap gate names it.
+            continue;
+        };
+        let name = image_name(&u.image).to_string();
+        if let Some(prev) = rewrites.get(&name) {
+            if prev.source != img.source {
+                return Err(RenderError::Ambiguous {
+                    name,
+                    first: prev.source.clone(),
+                    second: img.source.clone(),
+                });
+            }
+        }
+        rewrites.insert(name, img);
+    }
+    let namespace = objects
+        .iter()
+        .find_map(|o| {
+            o.value["metadata"]["namespace"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "default".into());
+    let kinds: std::collections::BTreeSet<String> = objects
+        .iter()
+        .map(|o| o.kind().to_string())
+        .filter(|k| {
+            matches!(
+                k.as_str(),
+                "Deployment" | "StatefulSet" | "DaemonSet" | "Job"
+            )
+        })
+        .collect();
+
+    // Secret material, 0600.
+    let secrets = dir.join("secrets");
+    std::fs::create_dir_all(&secrets).map_err(io(&secrets))?;
+    let mut auths = serde_json::Map::new();
+    if let Some((u, p)) = req.credentials {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+        auths.insert(
+            req.registry.to_string(),
+            serde_json::json!({ "auth": auth }),
+        );
+    }
+    let dockerconfig = serde_json::to_vec(&serde_json::json!({ "auths": auths })).expect("json");
+    let dc_path = secrets.join("dockerconfig.json");
+    write_atomic(&dc_path, &dockerconfig, 0o600).map_err(io(&dc_path))?;
+    let ca_path = secrets.join("ca.crt");
+    let ca = match req.registry_ca {
+        Some(p) => std::fs::read(p).map_err(io(p))?,
+        None => Vec::new(),
+    };
+    write_atomic(&ca_path, &ca, 0o644).map_err(io(&ca_path))?;
+
+    if !req.image_fields.is_empty() {
+        let c_path = dir.join(IMAGE_FIELDS);
+        let c = image_field_config(req.image_fields);
+        write_atomic(&c_path, c.as_bytes(), 0o644).map_err(io(&c_path))?;
+    }
+    let k = kustomization(req, &rewrites, &namespace, &kinds);
+    let k_path = dir.join("kustomization.yaml");
+    write_atomic(&k_path, k.as_bytes(), 0o644).map_err(io(&k_path))?;
+
+    let yaml = kustomize::render(dir)?;
+    let rendered_objects = kustomize::parse_objects(&yaml, dir)?;
+    let path = dir.join("rendered.yaml");
+    write_atomic(&path, yaml.as_bytes(), 0o600).map_err(io(&path))?;
+    Ok(Rendered {
+        path,
+        objects: rendered_objects.iter().map(|o| o.reference()).collect(),
+        yaml,
+        image_fields: req.image_fields.to_vec(),
+    })
+}
+
+#[cfg(test)]
+mod tests;
+/// The kustomize transformer configuration that teaches `images:` the
+/// bundle's custom-resource image fields.
+mod tree;
+
+use tree::{image_field_config, kustomization, unpack, IMAGE_FIELDS};

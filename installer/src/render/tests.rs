@@ -1,0 +1,235 @@
+//! Unit tests of the render: image matching, custom-resource image fields,
+//! the render dir's safety, unpacking.
+
+use super::*;
+
+#[test]
+fn image_names_as_kustomize_matches_them() {
+    assert_eq!(
+        image_name("docker.io/atp/router:1.4.0"),
+        "docker.io/atp/router"
+    );
+    assert_eq!(image_name("atp/model-loader:1.4.0"), "atp/model-loader");
+    assert_eq!(image_name("host:5000/a/b:1@sha256:00"), "host:5000/a/b");
+    assert_eq!(image_name("nginx"), "nginx");
+}
+
+#[test]
+fn spellings_match_by_normalized_reference_or_digest() {
+    let d = Digest::of(b"x");
+    let imgs = vec![PlacedImage {
+        source: "docker.io/atp/model-loader:1.4.0".into(),
+        digest: d.clone(),
+        source_digest: None,
+        target_repo: "r/docker.io/atp/model-loader".into(),
+    }];
+    assert!(match_image("atp/model-loader:1.4.0", &imgs).is_some());
+    assert!(match_image("docker.io/atp/model-loader:1.4.0", &imgs).is_some());
+    assert!(match_image(&format!("other/x@{d}"), &imgs).is_some());
+    assert!(match_image("atp/model-loader:1.3.0", &imgs).is_none());
+}
+
+/// A kustomize tree with a Deployment and a custom resource holding
+/// images at `spec.workers[].image`, as a tar.
+fn tree_tar() -> Vec<u8> {
+    let files: [(&str, &str); 3] = [
+        (
+            "o/kustomization.yaml",
+            "resources: [app.yaml, workload.yaml]\n",
+        ),
+        (
+            "o/app.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app, namespace: ns}\nspec:\n  template:\n    spec:\n      containers: [{name: a, image: 'atp/app:1'}]\n",
+        ),
+        (
+            "o/workload.yaml",
+            "apiVersion: example.com/v1\nkind: Workload\nmetadata: {name: w, namespace: ns}\nspec:\n  workers: [{image: 'docker.io/atp/worker:2'}, {image: 'atp/app:1'}]\n",
+        ),
+    ];
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, body) in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, path, body.as_bytes()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn placed() -> Vec<PlacedImage> {
+    ["docker.io/atp/app:1", "docker.io/atp/worker:2"]
+        .iter()
+        .map(|r| PlacedImage {
+            source: r.to_string(),
+            digest: Digest::of(r.as_bytes()),
+            source_digest: None,
+            target_repo: format!("reg:5000/{}", r.split(':').next().unwrap()),
+        })
+        .collect()
+}
+
+fn render_to(out: &Path, fields: &[ExtraField]) -> Result<Rendered, RenderError> {
+    let tar = tree_tar();
+    let images = placed();
+    render(&RenderRequest {
+        kustomize_tar: &tar,
+        overlay: "o",
+        images: &images,
+        registry: "reg:5000",
+        registry_ca: None,
+        credentials: Some(("u", "p")),
+        image_fields: fields,
+        out_dir: out,
+    })
+}
+
+fn workers() -> Vec<ExtraField> {
+    vec![ExtraField {
+        kind: "Workload".into(),
+        path: "spec.workers[].image".into(),
+    }]
+}
+
+#[test]
+fn custom_resource_image_fields_are_rewritten_to_the_site_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let r = render_to(&out, &workers()).unwrap();
+    let want = |img: &PlacedImage| format!("{}@{}", img.target_repo, img.digest);
+    let imgs = placed();
+    let objects = kustomize::parse_objects(&r.yaml, &out).unwrap();
+    let uses = kustomize::image_uses(&objects, &workers());
+    let got: Vec<(&str, &str)> = uses
+        .iter()
+        .map(|u| (u.field.as_str(), u.image.as_str()))
+        .collect();
+    let (app, worker) = (want(&imgs[0]), want(&imgs[1]));
+    assert_eq!(
+        got,
+        [
+            ("spec.template.spec.containers[0].image", app.as_str()),
+            ("spec.workers[0].image", worker.as_str()),
+            ("spec.workers[1].image", app.as_str()),
+        ]
+    );
+    assert_eq!(r.image_fields, workers());
+    assert_eq!(r.path, out.join("rendered.yaml"));
+    assert_eq!(std::fs::read_to_string(&r.path).unwrap(), r.yaml);
+
+    // Without the fields, the custom resource keeps its outside images.
+    let plain = render_to(&dir.path().join("plain"), &[]).unwrap();
+    assert!(
+        plain.yaml.contains("image: docker.io/atp/worker:2"),
+        "{}",
+        plain.yaml
+    );
+}
+
+#[test]
+fn a_malformed_image_field_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let bad = [ExtraField {
+        kind: "Workload".into(),
+        path: "spec/workers".into(),
+    }];
+    let err = render_to(&out, &bad).unwrap_err();
+    assert!(matches!(err, RenderError::BadImageField { .. }), "{err}");
+    assert!(!out.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn render_to_refuses_a_folder_of_user_files_and_leaves_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mine");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(out.join("kustomization.yaml"), "my own\n").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.join("secrets")).unwrap();
+    let err = render_to(&out, &[]).unwrap_err();
+    assert!(matches!(err, RenderError::OutDir { .. }), "{err}");
+    assert!(err.to_string().contains("did not make"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("kustomization.yaml")).unwrap(),
+        "my own\n"
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    // Nothing left beside it either.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["elsewhere", "mine"]);
+}
+
+#[test]
+fn render_to_refuses_a_link_and_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    std::fs::create_dir_all(&real).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let err = render_to(&link, &[]).unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read_dir(&real).unwrap().count(), 0);
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let err = render_to(&file, &[]).unwrap_err();
+    assert!(err.to_string().contains("not a folder"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+}
+
+#[test]
+fn render_to_replaces_its_own_render_without_following_links_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    // An empty folder is taken.
+    std::fs::create_dir_all(&out).unwrap();
+    render_to(&out, &[]).unwrap();
+    assert!(out.join(MARKER).is_file());
+    assert!(out.join("secrets/dockerconfig.json").is_file());
+    // A link planted in an earlier render is removed, never followed.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("keep"), "k").unwrap();
+    std::fs::remove_dir_all(out.join("secrets")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.join("secrets")).unwrap();
+    std::fs::write(out.join("stale"), "old").unwrap();
+    let r = render_to(&out, &[]).unwrap();
+    assert!(r.path.is_file());
+    assert!(!out.join("stale").exists());
+    let secrets = std::fs::symlink_metadata(out.join("secrets")).unwrap();
+    assert!(secrets.is_dir(), "secrets is a fresh folder again");
+    let mut left: Vec<String> = std::fs::read_dir(&elsewhere)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["keep"]);
+    // No temp folder is left beside it.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["elsewhere", "r"]);
+}
+
+#[test]
+fn unpack_refuses_path_tricks() {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"../evil.y");
+    h.set_cksum();
+    b.append(&h, &b"x"[..]).unwrap();
+    let bytes = b.into_inner().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = unpack(&bytes, &dir.path().join("t")).unwrap_err();
+    assert!(matches!(err, RenderError::UnsafePath { .. }), "{err}");
+    assert!(!dir.path().join("evil.y").exists());
+}
