@@ -248,7 +248,7 @@ impl RegistryAuth {
             status: 401,
             detail: String::new(),
             hint: format!(
-                "no credentials for {}: pass them in the registry settings, or `docker login {}`",
+                "no credentials for {}: give them with `credentials`, or `docker login {}`",
                 self.registry, self.registry
             ),
         }

@@ -228,7 +228,7 @@ impl Client {
                     )
                 } else {
                     format!(
-                        "no credentials for {}: pass them in the registry settings, or `docker login {}`",
+                        "no credentials for {}: give them with `credentials`, or `docker login {}`",
                         reg.name, reg.name
                     )
                 };

@@ -10,6 +10,11 @@ use std::time::Duration;
 
 use atp_bundle::digest::{BlobMismatch, Digest};
 
+/// The registry settings a `hint:` names, written in backticks as here. The
+/// library does not know how a tool spells them; a command-line tool maps
+/// each to the flag (or config key) that sets it before printing.
+pub const HINT_SETTINGS: &[&str] = &["`ca_file`", "`plain_http`", "`credentials`"];
+
 /// Everything that can go wrong talking to a registry.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -36,7 +41,7 @@ pub enum Error {
         source: reqwest::Error,
     },
 
-    #[error("{method} {url}: TLS failure: {source}\nhint: pass the registry's CA with ca_file (or plain_http for a plain-HTTP registry); TLS errors are not retried")]
+    #[error("{method} {url}: TLS failure: {source}\nhint: pass the registry's CA with `ca_file` (or `plain_http` for a plain-HTTP registry); TLS errors are not retried")]
     Tls {
         method: String,
         url: String,

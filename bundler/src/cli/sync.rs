@@ -3,26 +3,37 @@
 //! plumbing and printing; never reads a password from anywhere but stdin
 //! (or the config's named sources), never echoes one.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use atp_bundler::sync_config::{self, Overrides, SyncConfig};
-use atp_registry::mapping::Layout;
+use atp_cli::mapping::MappingArgs;
+use atp_cli::report::Vocabulary;
 use atp_registry::Credentials;
-use clap::{Args, ValueEnum};
+use clap::Args;
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum LayoutArg {
-    /// TARGET/[PREFIX/]<source host>/<source path> (never collides)
-    Nested,
-    /// TARGET/[PREFIX/]<last path component> (collisions are refused)
-    Flat,
-}
+/// What a registry hint from `sync` tells the user to do.
+pub const VOCABULARY: Vocabulary = &[
+    (
+        "`ca_file`",
+        "--target-ca (or registries.<host>.ca in the --config file)",
+    ),
+    (
+        "`plain_http`",
+        "--plain-http HOST (or registries.<host>.plainHttp in the --config file)",
+    ),
+    (
+        "`credentials`",
+        "--target-username with --target-password-stdin (or registries.<host>.credentials in the --config file)",
+    ),
+];
 
-/// Copy images from a source registry straight into the site registry (no bundle, no temp disk).
+/// Flags of `atp-bundler sync`.
 #[derive(Args)]
+#[command(after_help = "\
+Environment:
+  DOCKER_CONFIG  folder whose config.json has registry credentials the --config file does not name")]
 pub struct SyncArgs {
     /// YAML config (docs/sync.md); flags override it.
     #[arg(long, value_name = "FILE")]
@@ -45,25 +56,19 @@ pub struct SyncArgs {
     /// CA certificate of the target registry.
     #[arg(long, value_name = "CA.crt")]
     target_ca: Option<PathBuf>,
+    /// User name for the target registry (the password comes from --target-password-stdin).
     #[arg(long, value_name = "U", requires = "target_password_stdin")]
     target_username: Option<String>,
     /// Read the target registry password from standard input.
     #[arg(long, requires = "target_username")]
     target_password_stdin: bool,
-    /// Put every repository under this path in the target registry.
-    #[arg(long, value_name = "PREFIX")]
-    repo_prefix: Option<String>,
-    /// Repository layout in the target registry (default: nested).
-    #[arg(long, value_enum, conflicts_with = "mapping_file")]
-    layout: Option<LayoutArg>,
-    /// Explicit mapping, JSON or YAML: {"source/repo": "target/repo"}.
-    #[arg(long, value_name = "FILE")]
-    mapping_file: Option<PathBuf>,
+    #[command(flatten)]
+    mapping: MappingArgs,
     /// Keep only this platform of multi-platform images (repeatable).
     #[arg(long, value_name = "OS/ARCH")]
     platform: Vec<String>,
     /// Blob transfers in flight (default 4).
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
     /// Print the plan after checking the target; write nothing.
     #[arg(long)]
@@ -71,24 +76,17 @@ pub struct SyncArgs {
     /// Write the onprem_image_sync_duration_seconds histogram here (atomically).
     #[arg(long, value_name = "FILE")]
     metrics_file: Option<PathBuf>,
-    #[arg(long)]
+    #[arg(long, help = atp_cli::args::JSON_HELP)]
     json: bool,
 }
 
 pub fn run(a: SyncArgs, quiet: bool) -> Result<()> {
     let file = a.config.as_deref().map(SyncConfig::load).transpose()?;
     let target_credentials = match a.target_username {
-        Some(u) => {
-            let mut p = String::new();
-            std::io::stdin()
-                .read_to_string(&mut p)
-                .context("reading the target registry password from stdin")?;
-            let p = p.trim_end_matches(['\n', '\r']).to_string();
-            if p.is_empty() {
-                bail!("--target-password-stdin: standard input was empty");
-            }
-            Some(Credentials::new(u, p))
-        }
+        Some(u) => Some(Credentials::new(
+            u,
+            atp_cli::password::from_stdin("--target-password-stdin")?,
+        )),
         None => None,
     };
     let opts = sync_config::resolve_options(
@@ -101,19 +99,16 @@ pub fn run(a: SyncArgs, quiet: bool) -> Result<()> {
             plain_http: a.plain_http,
             target_ca: a.target_ca,
             target_credentials,
-            repo_prefix: a.repo_prefix,
-            layout: a.layout.map(|l| match l {
-                LayoutArg::Nested => Layout::Nested,
-                LayoutArg::Flat => Layout::Flat,
-            }),
-            mapping_file: a.mapping_file,
+            layout: a.mapping.layout()?,
+            repo_prefix: a.mapping.repo_prefix,
+            mapping_file: None,
             platforms: a.platform,
             concurrency: a.concurrency,
             metrics_file: a.metrics_file,
             dry_run: a.dry_run,
         },
     )?;
-    let progress = Arc::new(crate::ui::Ui::new(quiet || a.json));
+    let progress = Arc::new(atp_cli::ui::Ui::new(quiet || a.json));
     let rt = tokio::runtime::Runtime::new()?;
     let summary = rt.block_on(atp_bundler::sync::sync(&opts, progress))?;
     if a.json {

@@ -1,6 +1,6 @@
-//! Terminal side of the CLIs, shared by `atp-bundler` and `atp-installer`
-//! (the installer includes this file by path): logging setup, and progress as
-//! indicatif bars on a TTY or plain periodic lines otherwise.
+//! Terminal side of the CLIs: logging setup, and progress as indicatif bars
+//! on a TTY or plain periodic lines otherwise. The libraries only see the
+//! [`Progress`] trait; indicatif never reaches them.
 //!
 //! Logs go to stderr so `--json` output on stdout stays machine-readable.
 

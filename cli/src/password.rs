@@ -1,0 +1,40 @@
+//! Passwords from standard input (`--password-stdin` and the like). Never
+//! echoes, logs or puts a password into an error.
+
+use std::io::Read;
+
+use anyhow::{bail, Context, Result};
+
+/// Read a password from standard input for `flag` (e.g. `--password-stdin`):
+/// everything up to EOF, trailing line endings removed. Empty input is an
+/// error naming the flag.
+pub fn from_stdin(flag: &str) -> Result<String> {
+    let mut p = String::new();
+    std::io::stdin()
+        .read_to_string(&mut p)
+        .with_context(|| format!("{flag}: reading the password from standard input"))?;
+    match trim(&p) {
+        "" => bail!(
+            "{flag}: standard input was empty\nhint: printf '%s' \"$PASSWORD\" | <command> ... {flag}"
+        ),
+        p => Ok(p.to_string()),
+    }
+}
+
+/// The password without the line endings a shell `echo` or a file adds.
+fn trim(p: &str) -> &str {
+    p.trim_end_matches(['\n', '\r'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trim;
+
+    #[test]
+    fn trailing_line_endings_are_removed_and_nothing_else() {
+        assert_eq!(trim("pw\n"), "pw");
+        assert_eq!(trim("pw\r\n"), "pw");
+        assert_eq!(trim(" p w \n\n"), " p w ");
+        assert_eq!(trim("\n"), "");
+    }
+}

@@ -1,0 +1,95 @@
+//! Issue 22, items 1 and 2: what the binaries print when something fails.
+//! Each error once, its cause once, the `hint:` lines last; and a hint names
+//! the flag the user types, never a setting of the library behind it.
+
+mod common;
+
+use common::*;
+
+/// The stderr lines of `o` after the first `error:` line.
+fn error_text(o: &std::process::Output) -> String {
+    assert!(!o.status.success(), "expected a failure:\n{}", text(o));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let at = err
+        .find("error: ")
+        .unwrap_or_else(|| panic!("no error line:\n{err}"));
+    err[at..].to_string()
+}
+
+/// `hint:` lines come after every other line of the error.
+fn assert_hints_last(err: &str) {
+    let lines: Vec<&str> = err.lines().collect();
+    let first_hint = lines.iter().position(|l| l.starts_with("hint: "));
+    if let Some(i) = first_hint {
+        assert!(
+            lines[i..].iter().all(|l| l.starts_with("hint: ")),
+            "a line follows the hints:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_bundle_file_is_said_once() {
+    let w = Work::new();
+    let not_found = std::io::Error::from_raw_os_error(2).to_string();
+    let verify = w.installer(&["verify", "gone.tar", "--key", &w.pubkey()]);
+    let inspect = w.bundler(&["inspect", "gone.tar"]);
+    for (what, o) in [("verify", verify), ("inspect", inspect)] {
+        let err = error_text(&o);
+        assert_eq!(err.matches(&not_found).count(), 1, "{what}:\n{err}");
+        assert!(err.contains("gone.tar"), "{what}:\n{err}");
+        assert_hints_last(&err);
+    }
+}
+
+#[test]
+fn a_wrong_key_password_is_said_once_and_its_hint_last() {
+    let w = Work::new();
+    let mut keygen = w.bundler_cmd(&["keygen", "--output", "locked"]);
+    keygen.env("ATP_KEY_PASSWORD", "the-right-one");
+    assert_ok(&keygen.output().unwrap(), "keygen");
+    let spec = repo_root().join("manifests/bundle.yaml");
+    let mut create = w.bundler_cmd(&[
+        "create",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--key",
+        "locked.key",
+        "--output",
+        "b.tar",
+    ]);
+    create.env("ATP_KEY_PASSWORD", "not-it");
+    let err = error_text(&create.output().unwrap());
+    assert_eq!(err.matches("wrong password for").count(), 1, "{err}");
+    assert_eq!(err.matches("hint: ").count(), 1, "{err}");
+    assert!(
+        err.lines()
+            .last()
+            .unwrap()
+            .starts_with("hint: set ATP_KEY_PASSWORD"),
+        "{err}"
+    );
+    assert!(!err.contains("not-it"), "the password was printed:\n{err}");
+}
+
+#[test]
+fn a_tls_failure_hint_names_the_installer_flags() {
+    let reg = atp_testkit::Registry::tls();
+    let w = Work::new();
+    assert_ok(&w.create_demo("b.tar", &[]), "create");
+    // The registry's own CA is not given, so its certificate is not trusted.
+    let o = w
+        .install("b.tar")
+        .site_flags(["--registry".to_string(), reg.host()])
+        .output();
+    let err = error_text(&o);
+    assert!(err.contains("TLS failure"), "{err}");
+    assert!(
+        err.contains("hint: pass the registry's CA with --registry-ca (or --plain-http"),
+        "{err}"
+    );
+    for setting in atp_registry::error::HINT_SETTINGS {
+        assert!(!err.contains(setting), "{setting} is not a flag:\n{err}");
+    }
+    assert_hints_last(&err);
+}
