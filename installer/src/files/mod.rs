@@ -44,6 +44,8 @@ use crate::site::Site;
 use crate::verified::VerifiedBundle;
 
 mod cache;
+#[cfg(test)]
+mod cache_tests;
 pub use cache::{write_cache, CacheRequest, OpenPayload};
 
 /// Copy buffer: large reads, still small next to any model file.
