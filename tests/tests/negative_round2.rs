@@ -8,10 +8,8 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use atp_testkit::cli::which_kubectl;
 use atp_testkit::fixtures::IMAGES;
 use atp_testkit::pki::{self, Ca};
 use atp_testkit::relay::Relay;
@@ -43,24 +41,6 @@ fn without_entry(from: &Path, to: &Path, name: &str) {
     }
     out.finish().unwrap();
     assert!(dropped, "{} holds no {name}", from.display());
-}
-
-/// A stand-in for kubectl that appends its arguments to `log` and hands
-/// `kustomize` to the real kubectl; anything else (apply, rollout) only
-/// succeeds. Returns its path, for `ATP_KUBECTL`.
-fn recording_kubectl(w: &Work, log: &Path) -> std::path::PathBuf {
-    let path = w.path("recording-kubectl");
-    std::fs::write(
-        &path,
-        format!(
-            "#!/bin/sh\necho \"$*\" >> {log}\nif [ \"$1\" = kustomize ]; then exec {real} \"$@\"; fi\nexit 0\n",
-            log = log.display(),
-            real = which_kubectl()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
 }
 
 #[test]
@@ -104,17 +84,8 @@ fn a_bundle_without_a_signature_is_refused_by_verify_and_install_and_nothing_is_
 fn the_air_gap_gate_refuses_with_apply_set_and_kubectl_apply_never_runs() {
     let reg = Registry::plain();
     let w = Work::new();
-    // A bundle whose overlay names an image it does not carry, made by
-    // hiding that line from create's own gate.
-    let spec = spec_with_an_unbundled_image(&w);
-    let filter = w.path("kubectl-filter");
-    std::fs::write(&filter, "#!/bin/sh\nkubectl \"$@\" | grep -v evil/miner\n").unwrap();
-    std::fs::set_permissions(&filter, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut c = w.bundler_cmd(&[
-        "create", "--spec", &spec, "--key", "k.key", "--output", "b.tar",
-    ]);
-    c.env("ATP_KUBECTL", &filter);
-    assert_ok(&c.output().unwrap(), "create (gate bypassed)");
+    // A bundle whose overlay names an image it does not carry.
+    create_missing_an_image(&w, "b.tar");
 
     let log = w.path("kubectl.log");
     let kubectl = recording_kubectl(&w, &log);

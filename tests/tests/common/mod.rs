@@ -267,3 +267,37 @@ pub fn spec_with_an_unbundled_image(w: &Work) -> String {
     std::fs::write(&spec, body).unwrap();
     spec
 }
+
+/// Create `out` from [`spec_with_an_unbundled_image`], its create-time
+/// completeness check fooled by a kubectl stand-in that hides the unbundled
+/// image's line, as a bundle from a careless tool would be made. The
+/// installer's air-gap gate must still catch it.
+pub fn create_missing_an_image(w: &Work, out: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let spec = spec_with_an_unbundled_image(w);
+    let filter = w.path("kubectl-filter");
+    std::fs::write(&filter, "#!/bin/sh\nkubectl \"$@\" | grep -v evil/miner\n").unwrap();
+    std::fs::set_permissions(&filter, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = w.bundler_cmd(&["create", "--spec", &spec, "--key", "k.key", "--output", out]);
+    c.env("ATP_KUBECTL", &filter);
+    assert_ok(&c.output().unwrap(), "create (completeness check fooled)");
+}
+
+/// A stand-in for kubectl in the workdir that appends its arguments to
+/// `log` and hands `kustomize` to the real kubectl; anything else (apply,
+/// rollout) only succeeds. Returns its path, for `ATP_KUBECTL`.
+pub fn recording_kubectl(w: &Work, log: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = w.path("recording-kubectl");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {log}\nif [ \"$1\" = kustomize ]; then exec {real} \"$@\"; fi\nexit 0\n",
+            log = log.display(),
+            real = atp_testkit::cli::which_kubectl()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
