@@ -747,13 +747,14 @@ fn bad_tls_settings_fail_at_construction() {
 }
 
 /// A source that counts how many uploads read it at the same time. The first
-/// uploads to open it wait until `overlap` are open together (or a generous
-/// deadline passes), so overlap is forced by order, not by a sleep.
+/// uploads to open it wait until `overlap` are open together (or `deadline`,
+/// shared by all, passes), so overlap is forced by order, not by a sleep.
 struct Counting {
     data: Bytes,
     now: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     max: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     overlap: usize,
+    deadline: tokio::time::Instant,
 }
 
 struct Guarded {
@@ -796,12 +797,11 @@ impl atp_registry::BlobSource for Counting {
             now: self.now.clone(),
         };
         let max = self.max.clone();
-        let overlap = self.overlap;
+        let (overlap, deadline) = (self.overlap, self.deadline);
         Box::pin(async move {
             // Hold the body until `overlap` uploads are open at once. A
-            // client that never overlaps waits out the deadline and fails the
-            // "never overlapped" check below; it does not hang.
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            // client that never overlaps waits out the one deadline and fails
+            // the "never overlapped" check below; it does not hang.
             while max.load(SeqCst) < overlap && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
@@ -821,6 +821,7 @@ async fn blob_transfers_respect_the_concurrency_setting() {
     let now = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let max = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut set = tokio::task::JoinSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     for _ in 0..6 {
         let (data, d) = random_blob(20_000);
         let src = Counting {
@@ -828,6 +829,7 @@ async fn blob_transfers_respect_the_concurrency_setting() {
             now: now.clone(),
             max: max.clone(),
             overlap: 2,
+            deadline,
         };
         let (c, repo) = (c.clone(), repo.clone());
         set.spawn(async move { c.push_blob(&repo, &d, 20_000, &src, &[]).await });
