@@ -84,7 +84,6 @@ fn split_hints(text: &str) -> (String, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anyhow::Context;
 
     #[derive(Debug)]
     struct Embeds(std::io::Error);
