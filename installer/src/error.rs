@@ -10,6 +10,14 @@ use crate::gate::Offence;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
+    /// Stopped before the first request (the `preflight` module).
+    #[error("{}", .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Preflight {
+        problems: Vec<crate::preflight::PreflightError>,
+    },
+    /// SIGINT: the run stopped where it was; what the registry committed stays.
+    #[error("interrupted; re-run the same command to finish: installs are resumable")]
+    Interrupted,
     #[error(transparent)]
     State(#[from] crate::state::StateError),
     #[error(transparent)]
@@ -54,7 +62,9 @@ pub enum InstallError {
     #[error(transparent)]
     Mirrors(#[from] crate::mirrors::MirrorsError),
     /// `install --mirrors-to`: the install itself is complete and recorded.
-    #[error("the bundle is installed (receipt written), but the node mirror configuration was not: {0}")]
+    #[error(
+        "the bundle is installed (receipt written), but the node mirror configuration was not: {0}"
+    )]
     MirrorsAfterInstall(crate::mirrors::MirrorsError),
     #[error("{path}: {source}")]
     Io {

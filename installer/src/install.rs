@@ -1,6 +1,7 @@
-//! `atp-installer install`: verify → refuse rollbacks → plan → delta check
-//! → copy (the registry copy engine) → model files → render → air-gap gate
-//! → apply (optional) → receipt and metrics.
+//! `atp-installer install`: pre-flight (flags and output paths) → verify →
+//! refuse rollbacks → plan → tools → delta check → copy (the registry copy
+//! engine) → model files → render → air-gap gate → apply (optional) →
+//! receipt and metrics.
 //!
 //! Fail closed: nothing is sent to the registry until the whole bundle has
 //! verified (with `--single-pass`, blobs go as each verifies, but no
@@ -19,6 +20,7 @@ pub use crate::error::InstallError;
 use crate::gate::{self, Presence};
 use crate::metrics::Metrics;
 pub use crate::options::{FilesOptions, InstallOptions};
+use crate::preflight::Probe;
 use crate::prepare::{self, Prepared};
 use crate::state::{PushedImage, Receipt, StateDir, RECEIPT_FORMAT};
 use crate::verified::VerifiedBundle;
@@ -50,15 +52,27 @@ pub struct InstallSummary {
     pub finished: String,
 }
 
-/// Run `install`, counting the run in the metrics whatever the outcome.
+/// Run `install`, counting the run in the metrics whatever the outcome
+/// (an interruption included). A run that pre-flight stops never started:
+/// nothing is counted, nothing is sent.
 pub async fn install(
     opts: &InstallOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<InstallSummary, InstallError> {
+    let problems = crate::preflight::check(opts, Probe::Write);
+    if !problems.is_empty() {
+        return Err(InstallError::Preflight { problems });
+    }
     let state = StateDir::open(&opts.state_dir)?;
     let mut durations = Vec::new();
-    let result = run(opts, &state, progress, &mut durations).await;
-    let mut metrics = Metrics::load(&state.metrics_path()).unwrap_or_default();
+    // SIGINT (Ctrl-C) ends the run here, not the process: the uploads in
+    // flight are dropped (the registry keeps what it committed), and the
+    // run is counted as failed before the caller exits.
+    let result = tokio::select! {
+        r = run(opts, &state, progress, &mut durations) => r,
+        _ = tokio::signal::ctrl_c() => Err(InstallError::Interrupted),
+    };
+    let mut metrics = Metrics::load_or_set_aside(&state.metrics_path());
     metrics.record_run(result.is_ok());
     for (image, secs) in durations {
         metrics.observe_image(&image, secs);
@@ -68,12 +82,19 @@ pub async fn install(
         tracing::warn!("could not save metrics in the state dir: {e}");
     }
     if let Some(path) = &opts.metrics_file {
-        metrics
+        let written = metrics
             .write_textfile(path)
             .map_err(|source| InstallError::Io {
                 path: path.clone(),
                 source,
-            })?;
+            });
+        // The run's own error comes first; a textfile that could not be
+        // written is then only a warning.
+        match (&result, written) {
+            (Ok(_), Err(e)) => return Err(e),
+            (Err(_), Err(e)) => tracing::warn!("{e}"),
+            _ => {}
+        }
     }
     result
 }
@@ -154,6 +175,11 @@ async fn run(
     let fmt = atp_bundle::format::info::format_time;
     let site = &opts.site;
     let client = site.client()?;
+    if opts.single_pass {
+        // Requests start while verifying: what is known now is checked now.
+        crate::preflight::check_tools(false, opts.apply.is_some())
+            .map_err(|e| InstallError::Preflight { problems: vec![e] })?;
+    }
 
     // 1. Verify everything before any request leaves this machine (or, with
     // --single-pass, push each blob as it verifies; still no manifest yet).
@@ -173,6 +199,12 @@ async fn run(
         )
     };
     let prepared = prepare::prepare(bundle, site, &lookup, opts.allow_downgrade)?;
+
+    // 3a. Every tool the rest of the run starts, before any request (with
+    // --single-pass, before any manifest): kubectl renders the manifests.
+    let ships_manifests = prepared.overlay()?.is_some();
+    crate::preflight::check_tools(ships_manifests, opts.apply.is_some())
+        .map_err(|e| InstallError::Preflight { problems: vec![e] })?;
 
     // 3b. A delta bundle: every omitted blob must already be in the registry
     // (or be mountable from a repository the receipts name).

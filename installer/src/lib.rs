@@ -7,6 +7,7 @@
 //! - [`media_source`]: upload sources over a tar, volumes and seekable zstd
 //! - [`site`], [`options`], [`error`]: the site registry, what install is
 //!   asked to do, and why it stopped
+//! - [`preflight`]: flags, output paths and tools, checked before any request
 //! - [`prepare`]: the plan phase shared by install and simulate (sends nothing)
 //! - [`delta`]: the delta bundle pre-check (blobs the registry must have)
 //! - [`install`]: verify → plan → copy → files → render → gate → apply → record
@@ -31,6 +32,7 @@ pub mod media_source;
 pub mod metrics;
 pub mod mirrors;
 pub mod options;
+pub mod preflight;
 pub mod prepare;
 pub mod render;
 pub mod simulate;

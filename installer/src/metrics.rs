@@ -39,6 +39,38 @@ impl Metrics {
         }
     }
 
+    /// [`Metrics::load`], never losing a counter silently: a file that
+    /// cannot be read as metrics is renamed to `<name>.corrupt-<UTC time>`
+    /// (kept for whoever looks into it) and the counters start from zero,
+    /// with a warning on stderr naming both files.
+    pub fn load_or_set_aside(path: &Path) -> Self {
+        match Self::load(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                let aside = corrupt_name(path, time::OffsetDateTime::now_utc());
+                match std::fs::rename(path, &aside) {
+                    Ok(()) => tracing::warn!(
+                        "{} is not valid metrics ({e}); kept it as {} and started the counters from zero",
+                        path.display(),
+                        aside.display()
+                    ),
+                    Err(re) => tracing::warn!(
+                        "{} is not valid metrics ({e}) and could not be set aside ({re}); started the counters from zero",
+                        path.display()
+                    ),
+                }
+                Self::default()
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "could not read {} ({e}); this run's counters start from zero",
+                    path.display()
+                );
+                Self::default()
+            }
+        }
+    }
+
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         write_atomic(path, &bytes, 0o644)
@@ -93,9 +125,50 @@ impl Metrics {
     }
 }
 
+/// `metrics.json` → `metrics.json.corrupt-20261207T004500Z`.
+fn corrupt_name(path: &Path, now: time::OffsetDateTime) -> std::path::PathBuf {
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    let stamp = now
+        .to_offset(time::UtcOffset::UTC)
+        .format(fmt)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string());
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".corrupt-{stamp}"));
+    path.with_file_name(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_corrupt_file_is_set_aside_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("metrics.json");
+        std::fs::write(&state, b"{\"deploys_total\": 7, trunc").unwrap();
+        let m = Metrics::load_or_set_aside(&state);
+        assert_eq!(m, Metrics::default());
+        assert!(!state.exists());
+        let kept: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert!(kept[0].starts_with("metrics.json.corrupt-2"), "{kept:?}");
+        assert_eq!(
+            std::fs::read(dir.path().join(&kept[0])).unwrap(),
+            b"{\"deploys_total\": 7, trunc"
+        );
+    }
+
+    #[test]
+    fn the_corrupt_name_carries_the_utc_time() {
+        let t = time::macros::datetime!(2026-12-07 00:45:00 UTC);
+        assert_eq!(
+            corrupt_name(Path::new("/s/metrics.json"), t),
+            Path::new("/s/metrics.json.corrupt-20261207T004500Z")
+        );
+    }
 
     #[test]
     fn counters_accumulate_across_runs_and_render() {

@@ -73,7 +73,7 @@ fn build_http(
     let mut b = reqwest::Client::builder()
         .user_agent(opts.user_agent.clone())
         .connect_timeout(opts.connect_timeout)
-        .read_timeout(opts.read_timeout);
+        .read_timeout(opts.read_timeout.max(opts.retry.idle_timeout));
     let read = |p: &std::path::Path| {
         std::fs::read(p).map_err(|source| Error::Io {
             path: p.to_path_buf(),
@@ -173,7 +173,9 @@ impl Client {
     ) -> Result<Response, Error> {
         let same_origin = url.origin() == reg.base.origin();
         let mut challenged = false;
+        let idle = self.inner.opts.retry.idle_timeout;
         loop {
+            let stamp = Arc::new(Stamp::now());
             let mut req = reg.http.request(method.clone(), url.clone());
             req = req.headers(headers.clone());
             if same_origin {
@@ -195,17 +197,24 @@ impl Client {
                         offset: *offset,
                         source,
                     })?;
+                    use futures_util::StreamExt as _;
                     use tokio::io::AsyncReadExt;
+                    let taken = stamp.clone();
                     let stream =
-                        tokio_util::io::ReaderStream::with_capacity(reader.take(*len), 256 << 10);
+                        tokio_util::io::ReaderStream::with_capacity(reader.take(*len), 256 << 10)
+                            .inspect(move |_| taken.touch());
                     req.header(CONTENT_LENGTH, *len)
                         .body(reqwest::Body::wrap_stream(stream))
                 }
             };
             tracing::trace!(%method, %url, "sending");
-            let resp = req
-                .send()
+            let resp = until_idle(req.send(), &stamp, idle)
                 .await
+                .ok_or_else(|| Error::IdleTimeout {
+                    method: method.to_string(),
+                    url: url.to_string(),
+                    idle,
+                })?
                 .map_err(|source| transport_error(method, url, source))?;
             tracing::debug!(%method, %url, status = resp.status().as_u16(), "response");
             if resp.status() != StatusCode::UNAUTHORIZED {
@@ -323,6 +332,42 @@ impl Client {
     }
 }
 
+/// When a request last made progress (a body chunk taken by the connection).
+struct Stamp(Mutex<std::time::Instant>);
+
+impl Stamp {
+    fn now() -> Self {
+        Stamp(Mutex::new(std::time::Instant::now()))
+    }
+    fn touch(&self) {
+        *self.0.lock().unwrap() = std::time::Instant::now();
+    }
+    fn last(&self) -> std::time::Instant {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// Run `fut` until it ends, or until `stamp` shows no progress for `idle`
+/// (then `None`, and `fut` is dropped: the connection is closed).
+async fn until_idle<F: std::future::Future>(
+    fut: F,
+    stamp: &Stamp,
+    idle: std::time::Duration,
+) -> Option<F::Output> {
+    tokio::pin!(fut);
+    loop {
+        let deadline = tokio::time::Instant::from_std(stamp.last() + idle);
+        tokio::select! {
+            out = &mut fut => return Some(out),
+            _ = tokio::time::sleep_until(deadline) => {
+                if stamp.last().elapsed() >= idle {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 pub(crate) fn first_line(e: &Error) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
@@ -355,6 +400,7 @@ pub(crate) fn is_transient(e: &Error) -> bool {
         Error::Transport { source, .. } => {
             retry::classify_transport(source) == TransportClass::Transient
         }
+        Error::IdleTimeout { .. } => true,
         Error::Status { status, .. } => {
             retry::status_is_retryable(StatusCode::from_u16(*status).unwrap_or_default())
         }

@@ -78,7 +78,8 @@ pub struct ClientOptions {
     /// Chunk size for chunked uploads (raised to `OCI-Chunk-Min-Length`).
     pub chunk_size: u64,
     pub connect_timeout: Duration,
-    /// Idle time allowed between reads of a response.
+    /// Idle time allowed between reads of a response body (at least the
+    /// retry policy's `idle_timeout`, which bounds the wait for an answer).
     pub read_timeout: Duration,
 }
 

@@ -41,6 +41,13 @@ pub enum Error {
         source: reqwest::Error,
     },
 
+    #[error("{method} {url}: no progress for {}s (idle timeout): nothing sent and no answer received\nhint: the registry, or something between us, stalled or answers a trickle; it was retried. Raise the idle timeout only for a registry known to be that slow", .idle.as_secs_f64())]
+    IdleTimeout {
+        method: String,
+        url: String,
+        idle: Duration,
+    },
+
     #[error("{method} {url}: TLS failure: {source}\nhint: pass the registry's CA with `ca_file` (or `plain_http` for a plain-HTTP registry); TLS errors are not retried")]
     Tls {
         method: String,

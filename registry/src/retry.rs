@@ -4,6 +4,9 @@
 //! 429 and 5xx, with jittered exponential backoff bounded both in attempts and
 //! in total time, honoring `Retry-After` (seconds or HTTP-date, capped).
 //! Fatal: TLS failures and every other 4xx. Never sleeps past the total bound.
+//! A request that makes no progress for the idle timeout (no body byte sent
+//! and no answer) is a transient failure too: a stalled or trickling
+//! registry is retried, then reported, never waited on for ever.
 
 use std::error::Error as _;
 use std::time::{Duration, Instant, SystemTime};
@@ -25,6 +28,9 @@ pub struct RetryPolicy {
     pub max_retry_after: Duration,
     /// No retry starts after this much time since the first attempt.
     pub max_total: Duration,
+    /// One attempt fails once it has made no progress for this long: no
+    /// request-body byte taken by the connection and no answer yet.
+    pub idle_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -35,6 +41,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(20),
             max_retry_after: Duration::from_secs(60),
             max_total: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -48,6 +55,7 @@ impl RetryPolicy {
             max_delay: Duration::from_millis(100),
             max_retry_after: Duration::from_secs(3),
             max_total: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 
@@ -213,6 +221,7 @@ mod tests {
             max_delay: Duration::from_millis(4),
             max_retry_after: Duration::from_millis(5),
             max_total: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
         };
         let mut b = p.start();
         let mut n = 0;
@@ -232,6 +241,7 @@ mod tests {
             max_delay: Duration::from_millis(2),
             max_retry_after: Duration::from_millis(50),
             max_total: Duration::from_millis(120),
+            idle_timeout: Duration::from_secs(60),
         };
         let mut b = p.start();
         assert_eq!(
