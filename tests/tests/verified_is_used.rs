@@ -57,7 +57,13 @@ fn overwrite_in_place(file: &Path, from: &[u8], to: &[u8]) {
         .filter(|(_, w)| *w == from)
         .map(|(i, _)| i)
         .collect();
-    assert_eq!(hits.len(), 1, "{} holds the bytes {} times", file.display(), hits.len());
+    assert_eq!(
+        hits.len(),
+        1,
+        "{} holds the bytes {} times",
+        file.display(),
+        hits.len()
+    );
     let f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
     f.write_all_at(to, hits[0] as u64).unwrap();
     f.sync_all().unwrap();
@@ -67,7 +73,10 @@ fn overwrite_in_place(file: &Path, from: &[u8], to: &[u8]) {
 fn flip_blob_byte(bundle: &Path, digest: &Digest) {
     use std::os::unix::fs::FileExt;
     let opened = atp_bundle::open::Bundle::open(bundle).unwrap();
-    let loc = opened.blob(digest).expect("the blob is in the bundle").clone();
+    let loc = opened
+        .blob(digest)
+        .expect("the blob is in the bundle")
+        .clone();
     drop(opened);
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -96,7 +105,11 @@ fn install_changing_the_bundle(
     change();
     proxy.release();
     let out = child.wait_with_output().unwrap();
-    assert!(held, "no {method} {path} reached the registry: {}", text(&out));
+    assert!(
+        held,
+        "no {method} {path} reached the registry: {}",
+        text(&out)
+    );
     out
 }
 
@@ -155,12 +168,19 @@ fn overlay_change_is_refused(single_pass: bool) {
     );
     assert!(err.contains("nothing more was written"), "{err}");
     let rendered = rendered_files(&w.path("state"));
-    assert!(rendered.is_empty(), "rendered from changed bytes: {rendered:?}");
+    assert!(
+        rendered.is_empty(),
+        "rendered from changed bytes: {rendered:?}"
+    );
     // The recording kubectl was never asked to render, apply or roll out.
     let calls = std::fs::read_to_string(&log).unwrap_or_default();
     let used: Vec<&str> = calls
         .lines()
-        .filter(|l| ["kustomize", "apply", "rollout"].iter().any(|c| l.starts_with(c)))
+        .filter(|l| {
+            ["kustomize", "apply", "rollout"]
+                .iter()
+                .any(|c| l.starts_with(c))
+        })
         .collect();
     assert!(used.is_empty(), "kubectl was asked to: {used:?}");
     // No receipt claims the install.
@@ -177,8 +197,8 @@ fn an_overlay_changed_after_verification_is_refused_and_nothing_is_rendered_or_a
 }
 
 #[test]
-fn an_overlay_changed_after_single_pass_verification_is_refused_and_nothing_is_rendered_or_applied(
-) {
+fn an_overlay_changed_after_single_pass_verification_is_refused_and_nothing_is_rendered_or_applied()
+{
     overlay_change_is_refused(true);
 }
 
@@ -257,7 +277,9 @@ fn a_model_file_changed_after_verification_never_reaches_the_cache_or_the_regist
     let files_manifests: Vec<String> = reg2
         .access_log()
         .iter()
-        .filter(|a| a.method == "PUT" && a.path.contains("/files/") && a.path.contains("/manifests/"))
+        .filter(|a| {
+            a.method == "PUT" && a.path.contains("/files/") && a.path.contains("/manifests/")
+        })
         .map(ToString::to_string)
         .collect();
     assert!(files_manifests.is_empty(), "{files_manifests:?}");
