@@ -1,0 +1,181 @@
+//! Put a [`MirrorPlan`]'s files in place: all of them in a fresh folder
+//! beside `--output`, renamed into place; an earlier output is swapped out,
+//! anything else in the way refused. Never writes inside the bundle's
+//! folders, never follows `--output` into someone else's files.
+
+use std::path::{Path, PathBuf};
+
+use super::{io, MirrorPlan, MirrorsError, MirrorsSummary, CONTAINERD_CA, DROP_IN, README_TITLE};
+
+/// Write the plan's files into a temp folder beside `output`, then rename it
+/// into place (replacing an earlier output, never anything else).
+pub fn write(
+    plan: &MirrorPlan,
+    ca: Option<&Path>,
+    output: &Path,
+    bundle_dirs: &[PathBuf],
+) -> Result<MirrorsSummary, MirrorsError> {
+    check_output(output, bundle_dirs)?;
+    let ca_pem = ca.map(|p| std::fs::read(p).map_err(io(p))).transpose()?;
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".atp-mirrors-")
+        .tempdir_in(&parent)
+        .map_err(io(&parent))?;
+    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    for up in &plan.upstreams {
+        let dir = Path::new("containerd/certs.d").join(&up.host);
+        let ca_name = ca_pem.as_ref().map(|_| CONTAINERD_CA);
+        files.push((
+            dir.join("hosts.toml"),
+            plan.hosts_toml(up, ca_name).into_bytes(),
+        ));
+        if let Some(pem) = &ca_pem {
+            files.push((dir.join(CONTAINERD_CA), pem.clone()));
+        }
+    }
+    files.push((
+        Path::new("containers/registries.conf.d").join(DROP_IN),
+        plan.registries_conf().into_bytes(),
+    ));
+    if let Some(pem) = &ca_pem {
+        files.push((
+            Path::new("containers/certs.d")
+                .join(&plan.registry)
+                .join("ca.crt"),
+            pem.clone(),
+        ));
+    }
+    files.push((
+        "README.md".into(),
+        plan.readme(ca_pem.is_some()).into_bytes(),
+    ));
+    for (rel, bytes) in &files {
+        let path = staging.path().join(rel);
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(io(d))?;
+        }
+        std::fs::write(&path, bytes).map_err(io(&path))?;
+    }
+    // Readable by the runtimes' admins; a temp dir is created 0700.
+    set_mode(staging.path(), 0o755)?;
+    replace(staging, output)?;
+    Ok(MirrorsSummary {
+        output: output.to_path_buf(),
+        registry: plan.registry.clone(),
+        upstreams: plan.upstreams.clone(),
+        files: files.into_iter().map(|(p, _)| p).collect(),
+    })
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), MirrorsError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(path))
+}
+
+/// Move the finished staging folder to `output`: straight there when
+/// nothing is in the way, swapping out an empty folder or an earlier
+/// output; anything else is refused (and the staging folder removed).
+fn replace(staging: tempfile::TempDir, output: &Path) -> Result<(), MirrorsError> {
+    match std::fs::symlink_metadata(output) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let kept = staging.keep();
+            std::fs::rename(&kept, output).map_err(|source| {
+                let _ = std::fs::remove_dir_all(&kept);
+                MirrorsError::Io {
+                    path: output.to_path_buf(),
+                    source,
+                }
+            })
+        }
+        Err(e) => Err(io(output)(e)),
+        Ok(m) if !m.is_dir() => Err(MirrorsError::OutputTaken {
+            output: output.to_path_buf(),
+        }),
+        Ok(_) => {
+            let empty = std::fs::read_dir(output)
+                .map_err(io(output))?
+                .next()
+                .is_none();
+            if !empty && !is_earlier_output(output) {
+                return Err(MirrorsError::OutputTaken {
+                    output: output.to_path_buf(),
+                });
+            }
+            // Swap: the old folder moves aside, the new one in, the old goes.
+            let aside = output.with_file_name(format!(
+                ".{}.old-{}",
+                output
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                std::process::id()
+            ));
+            std::fs::rename(output, &aside).map_err(io(output))?;
+            let kept = staging.keep();
+            if let Err(source) = std::fs::rename(&kept, output) {
+                let _ = std::fs::rename(&aside, output);
+                let _ = std::fs::remove_dir_all(&kept);
+                return Err(MirrorsError::Io {
+                    path: output.to_path_buf(),
+                    source,
+                });
+            }
+            std::fs::remove_dir_all(&aside).map_err(io(&aside))
+        }
+    }
+}
+
+fn is_earlier_output(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("README.md"))
+        .map(|t| t.lines().next() == Some(README_TITLE))
+        .unwrap_or(false)
+}
+
+/// Refuse an `output` inside any of the bundle's folders.
+pub(super) fn check_output(output: &Path, bundle_dirs: &[PathBuf]) -> Result<(), MirrorsError> {
+    let out = resolve(output);
+    for dir in bundle_dirs {
+        let Ok(dir) = dir.canonicalize() else {
+            continue;
+        };
+        if out.starts_with(&dir) {
+            return Err(MirrorsError::OutputInBundle {
+                output: output.to_path_buf(),
+                bundle_dir: dir,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `path` made absolute with its links resolved as far as it exists.
+fn resolve(path: &Path) -> PathBuf {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = existing.canonicalize() {
+            let mut out = c;
+            for r in rest.iter().rev() {
+                out.push(r);
+            }
+            return out;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(p), Some(n)) => {
+                rest.push(n.to_owned());
+                existing = p;
+            }
+            _ => return abs,
+        }
+    }
+}
