@@ -130,3 +130,251 @@ fn runtimes_pull_every_rendered_image_with_basic_auth_credentials() {
     let anonymous = Pull::direct(&reg).user(None);
     assert!(daemon.pull(&refs[0].0, &anonymous).is_err());
 }
+
+/// The demo images plus `ghcr.io/atp/base:1.0.0` (a second upstream), as a
+/// bundle `b.tar` in the workdir.
+fn create_two_upstreams(w: &Work) {
+    let base = format!(
+        "{{source: \"oci:{}:{}\", name: \"{SECOND_UPSTREAM}\"}}",
+        fixtures::BASE.path().display(),
+        fixtures::BASE.tag
+    );
+    let spec = demo_spec(w, "spec.yaml", 1, &[base]);
+    let mut c = w.bundler_cmd(&[
+        "create", "--spec", &spec, "--key", "k.key", "--output", "b.tar",
+    ]);
+    c.env("SOURCE_DATE_EPOCH", "1790000000");
+    assert_ok(&c.output().unwrap(), "create");
+}
+
+const SECOND_UPSTREAM: &str = "ghcr.io/atp/base:1.0.0";
+
+/// Every upstream reference of the two-upstream bundle, with its digest.
+fn upstream_refs() -> Vec<(String, String)> {
+    IMAGES
+        .iter()
+        .map(|i| {
+            let r = if i.dir == "base" {
+                SECOND_UPSTREAM.to_owned()
+            } else {
+                i.reference.to_owned()
+            };
+            (r, fixtures::index_digest(i))
+        })
+        .collect()
+}
+
+/// The site-registry repositories of the upstream references under `prefix`.
+fn mirrored_repos(prefix: &str) -> Vec<String> {
+    upstream_refs()
+        .iter()
+        .map(|(r, _)| {
+            let repo = r.rsplit_once(':').unwrap().0;
+            format!("{prefix}{repo}")
+        })
+        .collect()
+}
+
+/// With only the generated files, containerd (`--hosts-dir
+/// DIR/containerd/certs.d`) and podman (`CONTAINERS_REGISTRIES_CONF` = the
+/// drop-in, `--cert-dir` its CA folder under TLS) pull every upstream
+/// reference by tag and get the bundle's digest, served by the site registry.
+fn runtimes_pull_upstream_names(reg: &Registry, dir: &std::path::Path, prefix: &str) {
+    let refs = upstream_refs();
+    let repos = mirrored_repos(prefix);
+    let repos: Vec<&str> = repos.iter().map(String::as_str).collect();
+
+    let daemon = Containerd::start().unwrap();
+    let mark = reg.access_mark();
+    let how = Pull::hosts_dir(dir.join("containerd/certs.d"));
+    for (reference, digest) in &refs {
+        let got = daemon.pull(reference, &how).unwrap();
+        assert_eq!(&got, digest, "containerd pulled {reference}");
+    }
+    assert_served(&reg.access_log_since(mark), &repos, "containerd");
+
+    let podman = Podman::new().unwrap();
+    let mark = reg.access_mark();
+    let how = PodmanPull {
+        registries_conf: Some(dir.join("containers/registries.conf.d/50-atp-offline.conf")),
+        cert_dir: reg
+            .ca_cert_path()
+            .map(|_| dir.join("containers/certs.d").join(reg.host())),
+        ..PodmanPull::default()
+    };
+    for (reference, digest) in &refs {
+        let got = podman.pull(reference, &how).unwrap();
+        assert_eq!(&got, digest, "podman pulled {reference}");
+    }
+    assert_served(&reg.access_log_since(mark), &repos, "podman");
+}
+
+/// Every file under `dir`, relative, with its contents.
+fn tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, std::fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `atp-installer mirrors b.tar` against `reg` (no credentials: the files
+/// carry none), the mapping flags in `extra`.
+fn mirrors_cmd(
+    w: &Work,
+    reg: &Registry,
+    output: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "mirrors".to_string(),
+        "b.tar".into(),
+        "--key".into(),
+        w.pubkey(),
+        "--registry".into(),
+        reg.host(),
+        "--output".into(),
+        output.display().to_string(),
+    ];
+    match reg.ca_cert_path() {
+        Some(ca) => args.extend(["--registry-ca".into(), ca.display().to_string()]),
+        None => args.push("--plain-http".into()),
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    w.installer(&argv)
+}
+
+#[test]
+fn mirror_config_alone_lets_both_runtimes_pull_upstream_references_over_plain_http() {
+    let reg = Registry::plain();
+    let w = Work::new();
+    create_two_upstreams(&w);
+    // Beside the bundle's folder, not in it.
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("mirrors");
+    let installed = install(&w, &reg, "b.tar", &["--mirrors-to", dir.to_str().unwrap()]);
+    assert_ok(&installed, "install --mirrors-to");
+
+    let hosts =
+        std::fs::read_to_string(dir.join("containerd/certs.d/docker.io/hosts.toml")).unwrap();
+    assert!(
+        hosts.contains(&format!("[host.\"http://{}/v2/docker.io\"]", reg.host()))
+            && hosts.contains("override_path = true"),
+        "{hosts}"
+    );
+    assert!(dir.join("containerd/certs.d/ghcr.io/hosts.toml").is_file());
+    let conf =
+        std::fs::read_to_string(dir.join("containers/registries.conf.d/50-atp-offline.conf"))
+            .unwrap();
+    assert!(conf.contains("insecure = true"), "{conf}");
+    assert!(std::fs::read_to_string(dir.join("README.md"))
+        .unwrap()
+        .contains("/etc/containerd/certs.d"));
+
+    // The `mirrors` command writes the very same files from the bundle alone.
+    let again = out.path().join("again");
+    assert_ok(&mirrors_cmd(&w, &reg, &again, &[]), "mirrors");
+    assert_eq!(tree(&dir), tree(&again));
+
+    runtimes_pull_upstream_names(&reg, &dir, "");
+}
+
+#[test]
+fn mirror_config_with_a_repo_prefix_and_the_site_ca_works_over_tls() {
+    let reg = Registry::tls();
+    let w = Work::new();
+    create_two_upstreams(&w);
+    let install_out = install(&w, &reg, "b.tar", &["--repo-prefix", "site"]);
+    assert_ok(&install_out, "install");
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("mirrors");
+    let made = mirrors_cmd(&w, &reg, &dir, &["--repo-prefix", "site", "--json"]);
+    assert_ok(&made, "mirrors");
+    let v = json(&made);
+    let hosts: Vec<&str> = v["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["docker.io", "ghcr.io"]);
+    let toml = std::fs::read_to_string(dir.join("containerd/certs.d/ghcr.io/hosts.toml")).unwrap();
+    assert!(
+        toml.contains(&format!(
+            "[host.\"https://{}/v2/site/ghcr.io\"]",
+            reg.host()
+        )) && toml.contains("ca = \"site-ca.crt\""),
+        "{toml}"
+    );
+    let conf =
+        std::fs::read_to_string(dir.join("containers/registries.conf.d/50-atp-offline.conf"))
+            .unwrap();
+    assert!(!conf.contains("insecure"), "{conf}");
+
+    // The refs of the first upstream land under site/docker.io/…, the second's under site/ghcr.io/….
+    let refs = mirrored_repos("site/");
+    assert!(
+        refs.contains(&"site/ghcr.io/atp/base".to_string()),
+        "{refs:?}"
+    );
+    runtimes_pull_upstream_names(&reg, &dir, "site/");
+}
+
+#[test]
+fn mirrors_refuses_what_a_prefix_cannot_express_and_output_on_the_bundles_media() {
+    let reg = Registry::plain();
+    let w = Work::new();
+    assert_ok(&w.create_demo("b.tar", &[]), "create");
+    let out = tempfile::tempdir().unwrap();
+
+    // The flat layout renames docker.io/atp/router to router: named, nothing written.
+    let dir = out.path().join("flat");
+    let o = mirrors_cmd(&w, &reg, &dir, &["--layout", "flat"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    for i in IMAGES.iter().filter(|i| i.dir != "base") {
+        assert!(err.contains(i.reference), "{err}");
+    }
+    assert!(err.contains(&format!("{}/router", reg.host())), "{err}");
+    assert!(!dir.exists());
+
+    // A mapping file that keeps paths under one prefix per upstream is fine.
+    let map = w.path("map.yaml");
+    std::fs::write(
+        &map,
+        "docker.io/atp/router: mirror/atp/router\ndocker.io/atp/model-loader: mirror/atp/model-loader\ndocker.io/atp/metrics-exporter: mirror/atp/metrics-exporter\n",
+    )
+    .unwrap();
+    let dir = out.path().join("mapped");
+    let o = mirrors_cmd(&w, &reg, &dir, &["--mapping-file", map.to_str().unwrap()]);
+    assert_ok(&o, "mirrors --mapping-file");
+    let hosts =
+        std::fs::read_to_string(dir.join("containerd/certs.d/docker.io/hosts.toml")).unwrap();
+    assert!(hosts.contains("/v2/mirror\"]"), "{hosts}");
+
+    // --output on the bundle's own folder is refused before anything is written.
+    let o = mirrors_cmd(&w, &reg, &w.path("node-config"), &[]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("inside the bundle's folder"),
+        "{}",
+        text(&o)
+    );
+    assert!(!w.path("node-config").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(w.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".atp-mirrors"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -1,0 +1,78 @@
+//! `atp-installer mirrors`: its flags, the library's
+//! [`atp_installer::mirrors::MirrorsOptions`], the call and the output.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+use atp_cli::args::BundleArgs;
+use atp_cli::mapping::MappingArgs;
+use atp_installer::mirrors::{self, MirrorsOptions};
+use atp_installer::site::Site;
+use clap::Args;
+
+/// Flags of `atp-installer mirrors`.
+#[derive(Args)]
+pub struct MirrorsArgs {
+    #[command(flatten)]
+    input: BundleArgs,
+    /// The publisher's public key; the bundle must verify against it.
+    #[arg(long, value_name = "PREFIX.pub")]
+    key: PathBuf,
+    /// The site registry the nodes pull from.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    registry: String,
+    /// The site registry speaks plain HTTP (the mirrors are marked so).
+    #[arg(long)]
+    plain_http: bool,
+    /// CA certificate of the site registry (copied next to the node config).
+    #[arg(long, value_name = "CA.crt")]
+    registry_ca: Option<PathBuf>,
+    #[command(flatten)]
+    mapping: MappingArgs,
+    /// The folder to write (a new one, an empty one, or an earlier output).
+    #[arg(long, value_name = "DIR")]
+    output: PathBuf,
+    #[arg(long, help = atp_cli::args::JSON_HELP)]
+    json: bool,
+}
+
+/// Verify the bundle and write the node mirror configuration.
+pub fn run(a: MirrorsArgs, quiet: bool) -> Result<i32> {
+    let mut site = Site::new(&a.registry);
+    site.plain_http = a.plain_http;
+    site.registry_ca = a.registry_ca;
+    if let Some(layout) = a.mapping.layout()? {
+        site.layout = layout;
+    }
+    site.repo_prefix = a.mapping.repo_prefix;
+    let opts = MirrorsOptions {
+        bundle: a.input.bundle,
+        volumes_from: a.input.volumes_from,
+        key: a.key,
+        site,
+        output: a.output,
+    };
+    let progress = Arc::new(atp_cli::ui::Ui::new(quiet || a.json));
+    let rt = tokio::runtime::Runtime::new()?;
+    let summary = rt.block_on(mirrors::mirrors(&opts, progress))?;
+    if a.json {
+        atp_cli::print_json(&summary)?;
+        return Ok(0);
+    }
+    for up in &summary.upstreams {
+        println!(
+            "{} -> {}/{} ({} image(s))",
+            up.host,
+            summary.registry,
+            up.path,
+            up.references.len()
+        );
+    }
+    println!(
+        "wrote {} file(s) to {} (see its README.md for where each goes on a node)",
+        summary.files.len(),
+        summary.output.display()
+    );
+    Ok(0)
+}
