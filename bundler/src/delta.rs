@@ -14,10 +14,10 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use atp_bundle::assemble::FileSetInput;
 use atp_bundle::format::inventory::SiteInventory;
 use atp_bundle::format::manifest::Manifest;
 use atp_bundle::format::{DeltaInfo, Descriptor, ManifestKind};
-use atp_bundle::assemble::FileSetInput;
 use atp_bundle::open::Bundle;
 use atp_bundle::Digest;
 
@@ -283,8 +283,8 @@ pub fn omitted_sizes(b: &Bundle) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use atp_bundle::format::media;
     use atp_bundle::assemble::FileInput;
+    use atp_bundle::format::media;
 
     fn manifest(config: &Digest, layers: &[(&Digest, u64)]) -> Vec<u8> {
         let layers: Vec<_> = layers

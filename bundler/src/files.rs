@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use atp_bundle::digest::Hasher;
 use atp_bundle::assemble::{FileInput, FileSetInput};
+use atp_bundle::digest::Hasher;
 use atp_bundle::Digest;
 
 use crate::spec::FileSpec;

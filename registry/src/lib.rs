@@ -72,10 +72,10 @@ mod push;
 pub mod reference;
 pub mod retry;
 
+pub use atp_bundle::format::media;
 pub use client::Client;
 pub use config::{ClientOptions, Credentials, DefaultCredentials, RegistryConfig};
 pub use error::Error;
-pub use atp_bundle::format::media;
 pub use manifest::{is_manifest_type, Descriptor, Manifest, ManifestKind, Platform};
 pub use probe::PushProbe;
 pub use pull::{parse_content_range, BlobStream};

@@ -188,9 +188,8 @@ impl ManifestKind {
     /// refused with its own error.
     pub fn parse(media_type: &str, bytes: &[u8]) -> Result<Self, Error> {
         let ctx = format!("manifest ({media_type})");
-        let body_is_schema1 = || {
-            serde_json::from_slice::<Shape>(bytes).is_ok_and(|s| s.schema_version == Some(1))
-        };
+        let body_is_schema1 =
+            || serde_json::from_slice::<Shape>(bytes).is_ok_and(|s| s.schema_version == Some(1));
         if is_schema1(media_type) || body_is_schema1() {
             return Err(Error::Schema1 { url: ctx });
         }

@@ -16,9 +16,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use atp_bundle::assemble::{self, BundlePlan, ImageInput};
 use atp_bundle::format::{BundleInfo, ManifestsRoot};
 use atp_bundle::media::write::{MediaOptions, MediaOutput, MediaWriteError};
-use atp_bundle::assemble::{self, BundlePlan, ImageInput};
 use atp_bundle::progress::Progress;
 use atp_bundle::{keys, BundleWriter, Digest, SignedIndex};
 use atp_registry::{Client, ClientOptions, RegistryConfig};
