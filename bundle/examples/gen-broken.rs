@@ -5,13 +5,11 @@
 //! Never overwrites existing keys: the corpus is only deterministic for a
 //! fixed key pair.
 
-#[path = "../tests/support/broken.rs"]
-mod broken;
-
 use std::fmt::Write as _;
 use std::path::Path;
 
 use atp_bundle::keys;
+use atp_bundle::sample::broken;
 
 fn key(dir: &Path, name: &str) -> p256::ecdsa::SigningKey {
     let path = dir.join(format!("{name}.key"));

@@ -5,6 +5,8 @@
 //! Never used by production code paths; the bytes are made up (layers are
 //! not real tarballs) but every digest, size and signature is genuine.
 
+pub mod broken;
+
 use std::collections::{HashMap, HashSet};
 
 use p256::ecdsa::SigningKey;

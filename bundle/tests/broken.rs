@@ -2,13 +2,11 @@
 //! with the expected finding, every finding is located, and the committed
 //! files are exactly what the generator produces today.
 
-mod support;
-
 use std::path::PathBuf;
 
 use atp_bundle::keys;
+use atp_bundle::sample::broken::{corpus, verify_time};
 use atp_bundle::verify::{verify_file, verify_reader};
-use support::broken::{corpus, verify_time};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures")

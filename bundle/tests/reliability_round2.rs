@@ -3,8 +3,6 @@
 //! broke. Every test asserts an outcome (a finding, an error and its words),
 //! never a duration.
 
-mod support;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,12 +14,12 @@ use atp_bundle::format::{annotation as ann, json, media, Descriptor, ImageManife
 use atp_bundle::keys::{self, KeyError};
 use atp_bundle::media::BundleInput;
 use atp_bundle::open::Bundle;
+use atp_bundle::sample::broken::{fix_checksum, join, split, verify_time, Raw};
 use atp_bundle::sample::{sample, sample_created};
 use atp_bundle::verify::{verify_file, verify_reader, FindingKind, Report};
 use atp_bundle::writer::{bundle_bytes, SignedIndex};
 use atp_bundle::{BundleInfo, Digest};
 use p256::ecdsa::SigningKey;
-use support::broken::{fix_checksum, join, split, verify_time, Raw};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
@@ -107,8 +105,8 @@ fn tar_entry_larger_than_the_file_is_refused_by_inspect() {
 fn resign(entries: &mut [Raw], index: &serde_json::Value, key: &SigningKey) {
     let bytes = json::to_canonical_vec(index).unwrap();
     let sig = atp_bundle::sign::sign(key, &bytes);
-    entries[1] = support::broken::file("index.json", &bytes);
-    entries[2] = support::broken::file("index.json.sig", sig.as_bytes());
+    entries[1] = atp_bundle::sample::broken::file("index.json", &bytes);
+    entries[2] = atp_bundle::sample::broken::file("index.json.sig", sig.as_bytes());
 }
 
 fn index_with_duplicate(edit: impl Fn(&mut serde_json::Value)) -> (Vec<u8>, Digest) {

@@ -1,16 +1,15 @@
 //! The corpus of deliberately broken bundles (`fixtures/broken/`): each case
 //! is the sample bundle with one thing wrong. Shared by the generator
 //! (`examples/gen-broken.rs`) and the table-driven test, so the committed
-//! files and the expectations cannot drift apart.
+//! files and the expectations cannot drift apart. A library module (not a
+//! test helper) so that both can use it without a `#[path]` include.
 //!
 //! Deterministic: the same keys always give the same bytes (RFC 6979
 //! signatures, fixed timestamps, fixed synthetic content).
 
-#![allow(dead_code)]
-
-use atp_bundle::format::ustar::{self, padded, BLOCK};
-use atp_bundle::sample::{sample, sample_created, Sample};
-use atp_bundle::verify::FindingKind;
+use crate::format::ustar::{self, padded, BLOCK};
+use crate::sample::{sample, sample_created, Sample};
+use crate::verify::FindingKind;
 use p256::ecdsa::SigningKey;
 use time::{Duration, OffsetDateTime};
 
@@ -102,7 +101,7 @@ pub fn special(name: &str, typeflag: u8, link: &str, data: &[u8]) -> Raw {
 }
 
 /// Index of the entry holding blob `d`.
-fn at(entries: &[Raw], d: &atp_bundle::Digest) -> usize {
+fn at(entries: &[Raw], d: &crate::Digest) -> usize {
     entries
         .iter()
         .position(|e| e.path() == d.blob_path())
@@ -219,10 +218,7 @@ pub fn corpus(key: &SigningKey, other: &SigningKey) -> Vec<Case> {
     );
 
     let mut e = good.clone();
-    e.push(file(
-        &atp_bundle::Digest::of(b"extra").blob_path(),
-        b"extra",
-    ));
+    e.push(file(&crate::Digest::of(b"extra").blob_path(), b"extra"));
     add(
         "extra-blob",
         "an unreferenced blob appended",
