@@ -242,6 +242,11 @@ async fn run(
 
     // 5. Render and gate.
     let (rendered, objects, applied) = render_and_apply(opts, state, &prepared, &client).await?;
+    // 5a. Keep a digest-pinned copy in the state dir, for rollback.
+    let kept_render = rendered
+        .as_deref()
+        .map(|p| state.keep_render(&prepared.index_digest, p))
+        .transpose()?;
 
     // 6. Record.
     let (info, report) = (&prepared.info, &prepared.bundle.report);
@@ -292,6 +297,8 @@ async fn run(
             .unwrap_or_default(),
         blobs: report.blobs.iter().map(|b| b.digest.clone()).collect(),
         omitted: report.omitted.clone(),
+        key_fingerprint: Some(info.key_fingerprint.clone()),
+        kept_render,
     })?;
     state.record_installed(
         &info.channel,
