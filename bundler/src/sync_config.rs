@@ -98,8 +98,8 @@ pub struct Overrides {
     pub target_ca: Option<PathBuf>,
     pub target_credentials: Option<Credentials>,
     pub repo_prefix: Option<String>,
+    /// `--layout` or `--mapping-file` (already read); wins over the file's.
     pub layout: Option<Layout>,
-    pub mapping_file: Option<PathBuf>,
     pub platforms: Vec<String>,
     pub concurrency: Option<usize>,
     pub metrics_file: Option<PathBuf>,
@@ -118,6 +118,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: serde_yaml_ng::Error,
     },
+    #[error(transparent)]
+    Mapping(#[from] atp_registry::mapping::MappingFileError),
     #[error("{field}: {problem}\nhint: {hint}")]
     Invalid {
         field: String,
@@ -185,18 +187,6 @@ pub fn parse_layout(s: &str) -> Result<Layout, ConfigError> {
             "use nested or flat, or an explicit target.mapping",
         )),
     }
-}
-
-/// Read an explicit mapping file (JSON or YAML map).
-pub fn load_mapping_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Parse {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// Resolve a credentials reference into credentials, reading the named
@@ -292,10 +282,9 @@ pub fn resolve_options(
             .or_default()
             .credentials = Some(cr);
     }
-    let layout = match (o.mapping_file, o.layout) {
-        (Some(p), _) => Layout::Explicit(load_mapping_file(&p)?),
-        (None, Some(l)) => l,
-        (None, None) => match (&c.target.mapping, &c.target.mapping_file, &c.target.layout) {
+    let layout = match o.layout {
+        Some(l) => l,
+        None => match (&c.target.mapping, &c.target.mapping_file, &c.target.layout) {
             (Some(_), Some(_), _) => {
                 return Err(invalid(
                     "target.mapping",
@@ -304,7 +293,7 @@ pub fn resolve_options(
                 ))
             }
             (Some(m), None, _) => Layout::Explicit(m.clone()),
-            (None, Some(p), _) => Layout::Explicit(load_mapping_file(p)?),
+            (None, Some(p), _) => Layout::Explicit(atp_registry::mapping::load_file(p)?),
             (None, None, Some(l)) => parse_layout(l)?,
             (None, None, None) => Layout::Nested,
         },

@@ -1,13 +1,13 @@
 //! Where images land in the target registry, as flags: `--repo-prefix`,
 //! `--layout` and `--mapping-file` (install, simulate and sync), and the
-//! one loader of mapping files for the command line. Only turns flags into
-//! an [`atp_registry::mapping::Layout`]; the mapping itself lives there.
+//! layout they ask for. Only turns flags into an
+//! [`atp_registry::mapping::Layout`]; the mapping and the mapping-file
+//! reader live there.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use atp_registry::mapping::Layout;
+use anyhow::Result;
+use atp_registry::mapping::{self, Layout};
 use clap::{Args, ValueEnum};
 
 /// `--layout`.
@@ -47,22 +47,10 @@ impl MappingArgs {
     /// `--mapping-file`), the mapping file read and parsed.
     pub fn layout(&self) -> Result<Option<Layout>> {
         match (&self.mapping_file, self.layout) {
-            (Some(path), _) => Ok(Some(Layout::Explicit(load(path)?))),
+            (Some(path), _) => Ok(Some(Layout::Explicit(mapping::load_file(path)?))),
             (None, l) => Ok(l.map(Layout::from)),
         }
     }
-}
-
-/// Read a mapping file: a JSON or YAML map `{"source/repo": "target/repo"}`.
-pub fn load(path: &Path) -> Result<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading mapping file {}", path.display()))?;
-    serde_yaml_ng::from_str(&text).with_context(|| {
-        format!(
-            "mapping file {} is not a JSON or YAML map of source to target repositories",
-            path.display()
-        )
-    })
 }
 
 #[cfg(test)]
@@ -70,17 +58,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_and_yaml_mapping_files_load_the_same() {
+    fn a_mapping_file_wins_and_is_read() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
-        let json = dir.join("m.json");
-        let yaml = dir.join("m.yaml");
-        std::fs::write(&json, r#"{"docker.io/library/nginx": "web/nginx"}"#).unwrap();
+        let yaml = tmp.path().join("m.yaml");
         std::fs::write(&yaml, "docker.io/library/nginx: web/nginx\n").unwrap();
-        assert_eq!(load(&json).unwrap(), load(&yaml).unwrap());
         let args = MappingArgs {
             repo_prefix: None,
-            layout: None,
+            layout: Some(LayoutArg::Flat),
             mapping_file: Some(yaml),
         };
         assert!(matches!(args.layout().unwrap(), Some(Layout::Explicit(m)) if m.len() == 1));

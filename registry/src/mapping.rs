@@ -13,9 +13,10 @@
 //! - `flat`: `[PREFIX/]<last path component>`; two sources that would land on
 //!   the same name are refused.
 //! - an explicit mapping file: `{"source/repo": "target/repo", ...}` (JSON or
-//!   YAML); every source must be listed.
+//!   YAML, read by [`load_file`]); every source must be listed.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// How source repositories map to target repositories.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -33,6 +34,38 @@ pub struct SourceRef {
     pub path: String,
     pub tag: Option<String>,
     pub digest: Option<String>,
+}
+
+/// A mapping file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MappingFileError {
+    #[error("cannot read mapping file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("mapping file {} is not a JSON or YAML map of source to target repositories: {source}\nhint: write {{\"source/repo\": \"target/repo\", ...}}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_yaml_ng::Error,
+    },
+}
+
+/// Read an explicit mapping file: a JSON or YAML map
+/// `{"source/repo": "target/repo", ...}`. The one reader of mapping files,
+/// for `install --mapping-file`, `sync --mapping-file` and sync's
+/// `target.mappingFile`.
+pub fn load_file(path: &Path) -> Result<BTreeMap<String, String>, MappingFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| MappingFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_yaml_ng::from_str(&text).map_err(|source| MappingFileError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -302,6 +335,24 @@ mod tests {
         }
         for bad in ["", "A", "a/", "-a", "a..b", "a___b", "a:b", "a._b"] {
             assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn json_and_yaml_mapping_files_read_the_same_and_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("m.json");
+        let yaml = dir.path().join("m.yaml");
+        std::fs::write(&json, r#"{"docker.io/library/nginx": "web/nginx"}"#).unwrap();
+        std::fs::write(&yaml, "docker.io/library/nginx: web/nginx\n").unwrap();
+        let m = load_file(&json).unwrap();
+        assert_eq!(m, load_file(&yaml).unwrap());
+        assert_eq!(m["docker.io/library/nginx"], "web/nginx");
+        let list = dir.path().join("list.yaml");
+        std::fs::write(&list, "- a\n- b\n").unwrap();
+        for bad in [dir.path().join("gone.json"), list] {
+            let e = load_file(&bad).unwrap_err().to_string();
+            assert!(e.contains(&bad.display().to_string()), "{e}");
         }
     }
 }

@@ -101,7 +101,6 @@ pub fn run(a: SyncArgs, quiet: bool) -> Result<()> {
             target_credentials,
             layout: a.mapping.layout()?,
             repo_prefix: a.mapping.repo_prefix,
-            mapping_file: None,
             platforms: a.platform,
             concurrency: a.concurrency,
             metrics_file: a.metrics_file,
