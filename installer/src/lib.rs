@@ -20,12 +20,16 @@
 //! - [`mirrors`]: node mirror config (containerd, CRI-O, podman) for unmodified references
 //! - [`apply`]: the kubectl boundary
 //! - [`state`], [`metrics`]: rollback protection, receipts, Prometheus textfile
+//! - [`history`]: a channel's receipts and events, and what is in the cluster
+//! - [`status`], [`rollback`], [`uninstall`]: the installed history; re-apply
+//!   an earlier release's kept output; delete the applied release's objects
 
 pub mod apply;
 pub mod delta;
 pub mod error;
 pub mod files;
 pub mod gate;
+pub mod history;
 pub mod install;
 pub mod inventory;
 pub mod media_source;
@@ -35,10 +39,13 @@ pub mod options;
 pub mod preflight;
 pub mod prepare;
 pub mod render;
+pub mod rollback;
 pub mod simulate;
 pub mod single_pass;
 pub mod site;
 pub mod state;
+pub mod status;
+pub mod uninstall;
 pub mod verified;
 pub mod verify;
 pub mod verify_media;

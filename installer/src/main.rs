@@ -30,6 +30,12 @@ enum Command {
     Inventory(cli::inventory::InventoryArgs),
     /// Write node mirror config (containerd hosts.toml, CRI-O/podman registries.conf.d) so unmodified image references pull from the site registry.
     Mirrors(cli::mirrors::MirrorsArgs),
+    /// Show each channel's installed history, the release in the cluster and, with --registry, whether its images are still there. Writes nothing.
+    Status(cli::status::StatusArgs),
+    /// Re-apply an earlier release's kept manifests, after checking the site registry still holds its images.
+    Rollback(cli::rollback::RollbackArgs),
+    /// Delete the objects of the release in the cluster (its receipt's list), keeping the data unless --delete-data.
+    Uninstall(cli::uninstall::UninstallArgs),
 }
 
 fn main() {
@@ -43,6 +49,9 @@ fn main() {
         Command::Simulate(a) => cli::install::simulate(a, quiet),
         Command::Inventory(a) => cli::inventory::run(a),
         Command::Mirrors(a) => cli::mirrors::run(a, quiet),
+        Command::Status(a) => cli::status::run(a),
+        Command::Rollback(a) => cli::rollback::run(a),
+        Command::Uninstall(a) => cli::uninstall::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

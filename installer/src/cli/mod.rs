@@ -5,7 +5,10 @@
 pub mod install;
 pub mod inventory;
 pub mod mirrors;
+pub mod rollback;
 pub mod site;
+pub mod status;
+pub mod uninstall;
 pub mod verify;
 
 use atp_cli::report::Vocabulary;

@@ -1,0 +1,217 @@
+//! `atp-installer uninstall`: delete the objects of the release in the
+//! cluster (the list its receipt recorded when it was applied), in reverse
+//! dependency order, then record an event.
+//!
+//! Deletes nothing it did not record. Keeps the data (PersistentVolumeClaims
+//! and PersistentVolumes, and any Namespace that holds one, since deleting
+//! a namespace deletes what is in it) unless `--delete-data`. Never touches
+//! the site registry and never lowers the channel's installed sequence.
+
+use std::path::PathBuf;
+
+use atp_bundle::kustomize::ObjectRef;
+use serde::Serialize;
+
+use crate::apply::{self, ApplyError, ApplyOptions};
+use crate::history::{self, HistoryError};
+use crate::state::{Event, Release, StateDir, StateError, EVENT_FORMAT};
+
+/// What `uninstall` is asked to do.
+#[derive(Debug, Clone)]
+pub struct UninstallOptions {
+    pub state_dir: PathBuf,
+    pub channel: Option<String>,
+    /// Delete PersistentVolumeClaims (and their namespace) too.
+    pub delete_data: bool,
+    pub apply: ApplyOptions,
+    /// Print the kubectl commands; delete and record nothing.
+    pub dry_run: bool,
+}
+
+/// What an uninstall did, or would do (`--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct UninstallReport {
+    pub channel: String,
+    pub release: Release,
+    /// The objects deleted, in the order deleted.
+    pub deleted: Vec<String>,
+    /// The objects left in place (the data, without `--delete-data`).
+    pub kept: Vec<String>,
+    pub commands: Vec<String>,
+    pub applied: bool,
+    pub event: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UninstallError {
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("channel {channel}: no release is in the cluster as far as {state_dir} knows (none applied, or uninstalled already)")]
+    NothingApplied { channel: String, state_dir: PathBuf },
+    #[error("receipt {receipt} records an object {object:?} that is not Kind/namespace/name")]
+    BadObject { receipt: PathBuf, object: String },
+    #[error("{0}\nthe uninstall stopped part way: run it again to delete the rest")]
+    Apply(#[from] ApplyError),
+}
+
+/// Where a kind comes in the order objects are created; deleting goes the
+/// other way, so what depends on a thing goes before the thing.
+fn create_rank(kind: &str) -> u8 {
+    match kind {
+        "Namespace" => 0,
+        "CustomResourceDefinition" => 1,
+        "ServiceAccount" | "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding" => 2,
+        "PriorityClass" | "StorageClass" | "PersistentVolume" => 3,
+        "ConfigMap" | "Secret" | "PersistentVolumeClaim" => 4,
+        "Service" => 5,
+        "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob" | "Pod" | "ReplicaSet" => 6,
+        _ => 7,
+    }
+}
+
+fn is_data(kind: &str) -> bool {
+    matches!(kind, "PersistentVolumeClaim" | "PersistentVolume")
+}
+
+/// The objects to delete, in order, and the objects to keep.
+pub fn order(objects: &[ObjectRef], delete_data: bool) -> (Vec<ObjectRef>, Vec<ObjectRef>) {
+    let kept_data: Vec<&ObjectRef> = objects
+        .iter()
+        .filter(|o| !delete_data && is_data(&o.kind))
+        .collect();
+    let keep = |o: &ObjectRef| {
+        kept_data.contains(&o)
+            || (o.kind == "Namespace" && kept_data.iter().any(|d| d.namespace == o.name))
+    };
+    let mut delete: Vec<(usize, &ObjectRef)> = objects
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| !keep(o))
+        .collect();
+    // Highest rank first; within a rank, the reverse of the recorded order.
+    delete.sort_by(|(i, a), (j, b)| {
+        create_rank(&b.kind)
+            .cmp(&create_rank(&a.kind))
+            .then(j.cmp(i))
+    });
+    (
+        delete.into_iter().map(|(_, o)| o.clone()).collect(),
+        objects.iter().filter(|o| keep(o)).cloned().collect(),
+    )
+}
+
+/// Delete (unless a dry run) the deployed release's objects and record it.
+pub fn uninstall(opts: &UninstallOptions) -> Result<UninstallReport, UninstallError> {
+    let state = if opts.dry_run {
+        None
+    } else {
+        Some(StateDir::open(&opts.state_dir)?)
+    };
+    let h = history::read_channel(&opts.state_dir, opts.channel.as_deref())?;
+    let release = h.deployed().ok_or_else(|| UninstallError::NothingApplied {
+        channel: h.channel.clone(),
+        state_dir: opts.state_dir.clone(),
+    })?;
+    let receipt = h
+        .receipts
+        .iter()
+        .find(|(_, r)| r.index_digest == release.index_digest)
+        .map(|(p, _)| p.clone())
+        .expect("the release came from these receipts");
+    let objects: Vec<ObjectRef> = release
+        .objects
+        .iter()
+        .map(|o| {
+            apply::parse_object(o).ok_or_else(|| UninstallError::BadObject {
+                receipt: receipt.clone(),
+                object: o.clone(),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let (delete, kept) = order(&objects, opts.delete_data);
+    let mut report = UninstallReport {
+        channel: h.channel.clone(),
+        release: Release::from(release),
+        deleted: delete.iter().map(ToString::to_string).collect(),
+        kept: kept.iter().map(ToString::to_string).collect(),
+        commands: apply::delete_plan(&delete, &opts.apply),
+        applied: false,
+        event: None,
+    };
+    let Some(state) = state else {
+        return Ok(report);
+    };
+    let started = atp_bundle::format::info::format_time(time::OffsetDateTime::now_utc());
+    apply::delete(&delete, &opts.apply)?;
+    report.applied = true;
+    report.event = Some(state.write_event(&Event {
+        event_format: EVENT_FORMAT,
+        kind: "uninstall".into(),
+        channel: h.channel.clone(),
+        from: Some(report.release.clone()),
+        to: None,
+        installed: h.latest().map(Release::from),
+        objects: report.deleted.clone(),
+        kept: report.kept.clone(),
+        result: "success".into(),
+        started,
+        finished: atp_bundle::format::info::format_time(time::OffsetDateTime::now_utc()),
+    })?);
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(s: &str) -> ObjectRef {
+        apply::parse_object(s).unwrap()
+    }
+
+    #[test]
+    fn dependents_go_first_and_data_stays_with_its_namespace() {
+        let objects: Vec<ObjectRef> = [
+            "Namespace/-/atp-system",
+            "ConfigMap/atp-system/config",
+            "Secret/atp-system/atp-registry-pull",
+            "PersistentVolumeClaim/atp-system/model-cache",
+            "Service/atp-system/router",
+            "Deployment/atp-system/router",
+            "HorizontalPodAutoscaler/atp-system/router",
+        ]
+        .map(o)
+        .to_vec();
+        let names = |v: &[ObjectRef]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let (delete, kept) = order(&objects, false);
+        assert_eq!(
+            names(&delete),
+            [
+                "HorizontalPodAutoscaler/atp-system/router",
+                "Deployment/atp-system/router",
+                "Service/atp-system/router",
+                "Secret/atp-system/atp-registry-pull",
+                "ConfigMap/atp-system/config",
+            ]
+        );
+        assert_eq!(
+            names(&kept),
+            [
+                "Namespace/-/atp-system",
+                "PersistentVolumeClaim/atp-system/model-cache"
+            ]
+        );
+        let (delete, kept) = order(&objects, true);
+        assert!(kept.is_empty());
+        assert_eq!(
+            names(&delete[3..]),
+            [
+                "PersistentVolumeClaim/atp-system/model-cache",
+                "Secret/atp-system/atp-registry-pull",
+                "ConfigMap/atp-system/config",
+                "Namespace/-/atp-system",
+            ]
+        );
+    }
+}
