@@ -285,6 +285,20 @@ fn mirror_config_alone_lets_both_runtimes_pull_upstream_references_over_plain_ht
     let again = out.path().join("again");
     assert_ok(&mirrors_cmd(&w, &reg, &again, &[]), "mirrors");
     assert_eq!(tree(&dir), tree(&again));
+    // And so does it from the install's receipt, without the bundle.
+    let from_receipt = out.path().join("from-receipt");
+    let o = w.installer(&[
+        "mirrors",
+        "--state-dir",
+        &w.s("state"),
+        "--registry",
+        &reg.host(),
+        "--plain-http",
+        "--output",
+        from_receipt.to_str().unwrap(),
+    ]);
+    assert_ok(&o, "mirrors --state-dir");
+    assert_eq!(tree(&dir), tree(&from_receipt));
 
     runtimes_pull_upstream_names(&reg, &dir, "");
 }

@@ -12,8 +12,9 @@
 //!   the CA as `DIR/containers/certs.d/<site registry>/ca.crt`;
 //! - `DIR/README.md`: where each file goes on a node.
 //!
-//! The mapping is the installer's own (the plan `install` pushes by, see
-//! [`crate::prepare`]). A mirror can only add one path prefix per upstream
+//! The mapping is the installer's own: the plan `install` pushes by (see
+//! [`crate::prepare`]), or, without the bundle, where the state dir's last
+//! receipt for the site registry says each image went ([`from_receipt`]). A mirror can only add one path prefix per upstream
 //! registry, so a layout that renames repositories (flat, most mapping files)
 //! is refused naming every image it cannot express; so is an upstream whose
 //! name cannot be a folder, one whose mirror would overlap another's, and the
@@ -98,6 +99,21 @@ pub enum MirrorsError {
     },
     #[error("--output {output} exists and is not an earlier mirror configuration; nothing was written\nhint: name a new folder (or an empty one)")]
     OutputTaken { output: PathBuf },
+    #[error("no install into {registry} is recorded in {state_dir}; nothing was written\nhint: give the bundle (FILE.tar --key PREFIX.pub) instead, or the --state-dir and --registry the install used")]
+    NoReceipt {
+        state_dir: PathBuf,
+        registry: String,
+    },
+    #[error(
+        "receipt {receipt}: image target {target:?} is not in the registry {registry} it records"
+    )]
+    ForeignTarget {
+        receipt: String,
+        target: String,
+        registry: String,
+    },
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -225,6 +241,55 @@ fn write_prepared(
         output.display()
     );
     Ok(summary)
+}
+
+/// `atp-installer mirrors --state-dir DIR`: the mirror configuration for the
+/// last install into `site.registry` that the state dir records, from its
+/// receipt: the images where that install put them, no bundle needed.
+pub fn from_receipt(
+    state_dir: &Path,
+    site: &Site,
+    output: &Path,
+) -> Result<MirrorsSummary, MirrorsError> {
+    let receipts = crate::state::read_receipts_strict(state_dir)?;
+    let last = receipts
+        .iter()
+        .map(|(_, r)| r)
+        .filter(|r| r.registry == site.registry && r.result == "success")
+        .max_by(|a, b| (&a.finished, a.sequence).cmp(&(&b.finished, b.sequence)))
+        .ok_or_else(|| MirrorsError::NoReceipt {
+            state_dir: state_dir.to_path_buf(),
+            registry: site.registry.clone(),
+        })?;
+    let placed = last
+        .images
+        .iter()
+        .map(|i| {
+            target_repo(&i.target, &last.registry)
+                .map(|target_repo| Placed {
+                    source: i.source.clone(),
+                    target_repo,
+                })
+                .ok_or_else(|| MirrorsError::ForeignTarget {
+                    receipt: last.index_digest.to_string(),
+                    target: i.target.clone(),
+                    registry: last.registry.clone(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let plan = plan(&placed, site)?;
+    write(&plan, site.registry_ca.as_deref(), output, &[])
+}
+
+/// `REGISTRY/repo:tag` or `REGISTRY/repo@digest` → `repo`.
+fn target_repo(target: &str, registry: &str) -> Option<String> {
+    let rest = target.strip_prefix(registry)?.strip_prefix('/')?;
+    let rest = rest.split_once('@').map_or(rest, |(r, _)| r);
+    let repo = match rest.rsplit_once(':') {
+        Some((r, tag)) if !tag.contains('/') => r,
+        _ => rest,
+    };
+    (!repo.is_empty()).then(|| repo.to_owned())
 }
 
 /// The folders the bundle's media occupy (the bundle's own, `--volumes-from`).

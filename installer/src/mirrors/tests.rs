@@ -244,3 +244,27 @@ fn output_inside_the_bundles_folder_is_refused() {
     assert!(!media.join("new").exists());
     write(&p, None, &tmp.path().join("mirrors"), &[media]).unwrap();
 }
+
+#[test]
+fn receipt_targets_give_back_the_repository() {
+    for (target, repo) in [
+        (
+            "reg:5000/docker.io/atp/router:1.4.0",
+            Some("docker.io/atp/router"),
+        ),
+        ("reg:5000/site/x@sha256:ab", Some("site/x")),
+        ("reg:5000/x:1@sha256:ab", Some("x")),
+        ("other:5000/x:1", None),
+        ("reg:50001/x:1", None),
+    ] {
+        assert_eq!(target_repo(target, "reg:5000").as_deref(), repo, "{target}");
+    }
+}
+
+#[test]
+fn from_receipt_needs_an_install_into_that_registry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = from_receipt(tmp.path(), &site(true), &tmp.path().join("out")).unwrap_err();
+    assert!(matches!(err, MirrorsError::NoReceipt { .. }), "{err}");
+    assert!(!tmp.path().join("out").exists());
+}
