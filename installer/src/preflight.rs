@@ -1,7 +1,8 @@
 //! Pre-flight: what `install` and `simulate` can check before the first
 //! request leaves this machine, so a typo never surfaces after an hour of
 //! pushing. The `--registry` spelling, every output path (`--metrics-file`,
-//! `--render-to`, `--model-cache-dir`, the state dir), and, once the bundle
+//! `--render-to`, `--model-cache-dir`, `--mirrors-to`, the state dir), and,
+//! once the bundle
 //! is known to ship manifests, the tools the run will start (kubectl).
 //!
 //! Reads metadata only. The one write is [`Probe::Write`]: an unnamed temp
@@ -52,7 +53,7 @@ pub fn check(opts: &InstallOptions, probe: Probe) -> Vec<PreflightError> {
     if let Err(e) = registry(&opts.site.registry) {
         found.push(e);
     }
-    let outputs: [(&'static str, Option<&Path>, Kind); 4] = [
+    let outputs: [(&'static str, Option<&Path>, Kind); 5] = [
         ("--state-dir", Some(&opts.state_dir), Kind::Folder),
         ("--metrics-file", opts.metrics_file.as_deref(), Kind::File),
         ("--render-to", opts.render_to.as_deref(), Kind::RenderFolder),
@@ -61,6 +62,7 @@ pub fn check(opts: &InstallOptions, probe: Probe) -> Vec<PreflightError> {
             opts.files.model_cache_dir.as_deref(),
             Kind::Folder,
         ),
+        ("--mirrors-to", opts.mirrors_to.as_deref(), Kind::Folder),
     ];
     for (flag, path, kind) in outputs {
         if let Some(path) = path {
