@@ -189,11 +189,21 @@ pub async fn mirrors(
         mirrors_to: Some(opts.output.clone()),
     };
     // Refuse a bad --output before the (long) verification.
-    check_output(&opts.output, &bundle_dirs(&install))?;
+    check_mirrors_to(&install)?;
     let bundle = crate::install::verify(&install, progress).await?;
     // Writing node config changes nothing installed: no rollback question.
     let prepared = prepare::prepare(bundle, &opts.site, &|_, _| Ok(SequenceCheck::First), true)?;
     Ok(write_prepared(&prepared, &install, &opts.output)?)
+}
+
+/// `install --mirrors-to DIR`, checked before anything is sent: `DIR` is
+/// not on the bundle's media and holds nothing but an earlier output. (For
+/// the install's pre-flight; the write checks again.)
+pub fn check_mirrors_to(opts: &InstallOptions) -> Result<(), MirrorsError> {
+    match &opts.mirrors_to {
+        Some(output) => check_output(output, &bundle_dirs(opts)),
+        None => Ok(()),
+    }
 }
 
 /// `install --mirrors-to`: the mirror configuration for a prepared bundle.

@@ -268,3 +268,39 @@ fn from_receipt_needs_an_install_into_that_registry() {
     assert!(matches!(err, MirrorsError::NoReceipt { .. }), "{err}");
     assert!(!tmp.path().join("out").exists());
 }
+
+#[test]
+fn a_bad_mirrors_to_is_found_before_the_install_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let media = tmp.path().join("usb");
+    std::fs::create_dir(&media).unwrap();
+    let mut opts = InstallOptions {
+        bundle: media.join("b.tar"),
+        volumes_from: Vec::new(),
+        key: "k.pub".into(),
+        site: site(true),
+        render_to: None,
+        apply: None,
+        state_dir: tmp.path().join("state"),
+        metrics_file: None,
+        allow_downgrade: false,
+        single_pass: false,
+        files: FilesOptions::default(),
+        mirrors_to: None,
+    };
+    check_mirrors_to(&opts).unwrap();
+    opts.mirrors_to = Some(media.join("mirrors"));
+    assert!(matches!(
+        check_mirrors_to(&opts),
+        Err(MirrorsError::OutputInBundle { .. })
+    ));
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    opts.mirrors_to = Some(file);
+    assert!(matches!(
+        check_mirrors_to(&opts),
+        Err(MirrorsError::OutputTaken { .. })
+    ));
+    opts.mirrors_to = Some(tmp.path().join("new"));
+    check_mirrors_to(&opts).unwrap();
+}

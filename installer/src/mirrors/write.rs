@@ -136,8 +136,20 @@ fn is_earlier_output(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Refuse an `output` inside any of the bundle's folders.
+/// Refuse an `output` inside any of the bundle's folders, and one that
+/// holds something other than an earlier output (a file, a link, a folder
+/// of other files). [`write`] checks again as it renames.
 pub(super) fn check_output(output: &Path, bundle_dirs: &[PathBuf]) -> Result<(), MirrorsError> {
+    if let Ok(m) = std::fs::symlink_metadata(output) {
+        let ours = m.is_dir()
+            && (is_earlier_output(output)
+                || std::fs::read_dir(output).is_ok_and(|mut d| d.next().is_none()));
+        if !ours {
+            return Err(MirrorsError::OutputTaken {
+                output: output.to_path_buf(),
+            });
+        }
+    }
     let out = resolve(output);
     for dir in bundle_dirs {
         let Ok(dir) = dir.canonicalize() else {
