@@ -12,7 +12,8 @@
 //! bundles the built-in Kubernetes schemas, with no way to add a CRD schema.
 //! It is left out of the schema run (see [`NOT_SCHEMA_VALIDATED`]) and its
 //! fields are checked by parsing instead
-//! (`service_monitor_scrapes_the_named_metrics_port`).
+//! (`service_monitor_scrapes_the_named_metrics_port`). The PrometheusRule,
+//! another such resource, is checked by promtool in `alert_rules.rs`.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -29,12 +30,19 @@ use serde_json::Value;
 const KUBERNETES_VERSION: &str = "1.32.0";
 
 /// Kinds that are not schema-validated, and why.
-const NOT_SCHEMA_VALIDATED: &[(&str, &str)] = &[(
-    "ServiceMonitor",
-    "a Prometheus Operator custom resource; kubernetes-validate bundles only the \
-     built-in Kubernetes schemas and cannot load a CRD schema, so its fields are \
-     asserted by parsing instead",
-)];
+const NOT_SCHEMA_VALIDATED: &[(&str, &str)] = &[
+    (
+        "ServiceMonitor",
+        "a Prometheus Operator custom resource; kubernetes-validate bundles only the \
+         built-in Kubernetes schemas and cannot load a CRD schema, so its fields are \
+         asserted by parsing instead",
+    ),
+    (
+        "PrometheusRule",
+        "a Prometheus Operator custom resource, like the ServiceMonitor; its rules are \
+         checked by promtool check rules and promtool test rules (tests/alert_rules.rs)",
+    ),
+];
 
 /// The fixture images, spelled exactly as the base spells them. The spellings
 /// differ on purpose so that the installer's rewriting is exercised.
@@ -211,6 +219,7 @@ fn renderings_hold_the_expected_objects_in_atp_system() {
             "Deployment/atp-router",
             "Service/atp-router",
             "ServiceMonitor/atp-router",
+            "PrometheusRule/atp-alerts",
             "NetworkPolicy/atp-router-ingress",
             "HorizontalPodAutoscaler/atp-router",
             "PodDisruptionBudget/atp-router",
