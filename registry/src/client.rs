@@ -333,16 +333,16 @@ impl Client {
 }
 
 /// When a request last made progress (a body chunk taken by the connection).
-struct Stamp(Mutex<std::time::Instant>);
+struct Stamp(Mutex<tokio::time::Instant>);
 
 impl Stamp {
     fn now() -> Self {
-        Stamp(Mutex::new(std::time::Instant::now()))
+        Stamp(Mutex::new(tokio::time::Instant::now()))
     }
     fn touch(&self) {
-        *self.0.lock().unwrap() = std::time::Instant::now();
+        *self.0.lock().unwrap() = tokio::time::Instant::now();
     }
-    fn last(&self) -> std::time::Instant {
+    fn last(&self) -> tokio::time::Instant {
         *self.0.lock().unwrap()
     }
 }
@@ -356,7 +356,7 @@ async fn until_idle<F: std::future::Future>(
 ) -> Option<F::Output> {
     tokio::pin!(fut);
     loop {
-        let deadline = tokio::time::Instant::from_std(stamp.last() + idle);
+        let deadline = stamp.last() + idle;
         tokio::select! {
             out = &mut fut => return Some(out),
             _ = tokio::time::sleep_until(deadline) => {
@@ -454,5 +454,39 @@ impl Registry {
             url: request_url.to_string(),
             reason: format!("bad Location header: {e}"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_without_progress_ends_at_the_idle_timeout() {
+        let stamp = Stamp::now();
+        let never = std::future::pending::<()>();
+        assert!(until_idle(never, &stamp, Duration::from_secs(60))
+            .await
+            .is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn progress_keeps_a_long_wait_alive() {
+        // 10 steps of 40 s each, progress after each: 400 s in all, never
+        // 60 s without progress.
+        let stamp = Arc::new(Stamp::now());
+        let s = stamp.clone();
+        let slow = async move {
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_secs(40)).await;
+                s.touch();
+            }
+            "done"
+        };
+        assert_eq!(
+            until_idle(slow, &stamp, Duration::from_secs(60)).await,
+            Some("done")
+        );
     }
 }
