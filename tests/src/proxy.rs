@@ -225,9 +225,10 @@ impl Proxy {
         let method = method.to_ascii_uppercase();
         let deadline = std::time::Instant::now() + limit;
         loop {
-            let seen = self.events().iter().any(|e| {
-                (method == "*" || e.method == method) && e.path.contains(path_contains)
-            });
+            let seen = self
+                .events()
+                .iter()
+                .any(|e| (method == "*" || e.method == method) && e.path.contains(path_contains));
             if seen {
                 return true;
             }

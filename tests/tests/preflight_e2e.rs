@@ -92,7 +92,10 @@ fn output_paths_are_checked_before_the_first_request() {
     assert_eq!(std::fs::read_dir(&users).unwrap().count(), 1);
 
     let err = refused_before_any_request(&w, &reg, None, &["--mirrors-to", &file], &[]);
-    assert!(err.contains("--mirrors-to") && err.contains("not a folder"), "{err}");
+    assert!(
+        err.contains("--mirrors-to") && err.contains("not a folder"),
+        "{err}"
+    );
 
     let err = refused_before_any_request(&w, &reg, None, &["--model-cache-dir", &file], &[]);
     assert!(
