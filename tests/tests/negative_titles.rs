@@ -23,15 +23,17 @@ use serde_json::Value;
 
 const CONFIG: &[u8] = br#"{"model":"atp-llm"}"#;
 
-/// A files-only bundle `b.tar`: set `models` with `config.json` and
-/// `llm/weights.bin`, signed with the workdir's key.
+/// A bundle `b.tar` with one image and set `models` (`config.json` and
+/// `llm/weights.bin`), signed with the workdir's key. The image is there so
+/// that a refusal can be seen to come before any push.
 fn create_files_bundle(w: &Work) {
     let models = w.path("src-models");
     std::fs::create_dir_all(models.join("llm")).unwrap();
     std::fs::write(models.join("config.json"), CONFIG).unwrap();
     std::fs::write(models.join("llm/weights.bin"), vec![7u8; 4096]).unwrap();
     let spec = format!(
-        "metadata: {{name: atp-models, version: 1.0.1}}\nspec:\n  channel: models\n  sequence: 1\n  files:\n    - {{name: models, source: \"{}\"}}\n",
+        "metadata: {{name: atp-models, version: 1.0.1}}\nspec:\n  channel: models\n  sequence: 1\n  images:\n    - {{source: \"oci:{}\", name: \"docker.io/atp/router:1.4.0\"}}\n  files:\n    - {{name: models, source: \"{}\"}}\n",
+        repo_root().join("fixtures/images/router:1.4.0").display(),
         models.display()
     );
     std::fs::write(w.path("spec.yaml"), spec).unwrap();
@@ -180,10 +182,12 @@ fn install_refuses_a_signed_bundle_whose_file_titles_use_dotdot_and_writes_or_pu
         let bundle = format!("evil-{i}.tar");
         retitle(&w, "b.tar", &bundle, "config.json", evil);
 
-        // Well signed and complete: verify finds nothing wrong with it
-        // (it does not judge file titles; install does).
-        let o = w.installer(&["verify", &bundle, "--key", "k.pub", "--json"]);
-        assert_ok(&o, &format!("verify {evil}"));
+        // Well signed and complete, yet verify refuses it: a file title is
+        // the path the file is installed under.
+        let o = w.installer(&["verify", &bundle, "--key", "k.pub"]);
+        assert_eq!(o.status.code(), Some(1), "verify {evil}: {}", text(&o));
+        let said = text(&o);
+        assert!(said.contains(&format!("titled {evil:?}")), "{said}");
 
         let before = listing(w.dir.path());
         let mark = reg.access_mark();
@@ -195,7 +199,8 @@ fn install_refuses_a_signed_bundle_whose_file_titles_use_dotdot_and_writes_or_pu
             .output();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{evil}: {}", text(&out));
-        assert!(err.contains(&format!("path {evil:?}")), "{}", text(&out));
+        assert!(err.contains("failed verification"), "{}", text(&out));
+        assert!(err.contains(&format!("titled {evil:?}")), "{}", text(&out));
         assert!(err.contains("`..` component"), "{}", text(&out));
 
         let log = reg.access_log_since(mark);

@@ -385,6 +385,7 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
                         );
                     }
                 }
+                self.file_titles(digest, &m.layers, h_off);
                 std::iter::once((m.config.clone(), false))
                     .chain(m.layers.iter().map(|l| (l.clone(), !is_bundle_artifact)))
                     .collect()
@@ -395,6 +396,26 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
         }
         self.stack
             .extend(children.into_iter().rev().map(|(c, _)| c.digest));
+    }
+
+    /// A file-set layer's title is the path the file is installed under:
+    /// refuse one that could leave the model cache folder, here, so that
+    /// `verify` refuses what `install` would and nothing is pushed first.
+    fn file_titles(&mut self, digest: &Digest, layers: &[Descriptor], h_off: u64) {
+        for l in layers.iter().filter(|l| l.media_type == media::FILE_LAYER) {
+            let Some(title) = l.annotation(ann::TITLE) else {
+                continue;
+            };
+            if let Err(reason) = crate::assemble::check_file_path(title) {
+                self.find(
+                    FindingKind::UnsafePath,
+                    Some(digest),
+                    None,
+                    h_off,
+                    format!("file set layer {} is titled {title:?}: {reason}", l.digest),
+                );
+            }
+        }
     }
 
     pub(super) fn bundle_config(&mut self, digest: &Digest, bytes: &[u8], h_off: u64) {
@@ -427,6 +448,20 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
                     None,
                     h_off,
                     "delta annotation and bundle config delta section disagree".into(),
+                );
+            }
+        }
+        for f in &config.files {
+            if let Err(reason) = crate::assemble::check_file_path(&f.path) {
+                self.find(
+                    FindingKind::UnsafePath,
+                    Some(digest),
+                    None,
+                    h_off,
+                    format!(
+                        "bundle config lists file {:?} of set {:?}: {reason}",
+                        f.path, f.set
+                    ),
                 );
             }
         }
