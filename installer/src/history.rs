@@ -212,6 +212,7 @@ mod tests {
             installed: Some(Release::from(installed)),
             objects: vec![],
             kept: vec![],
+            pruned: vec![],
             result: "success".into(),
             started: finished.into(),
             finished: finished.into(),

@@ -234,6 +234,7 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport, Rollback
         installed: h.latest().map(Release::from),
         objects: report.objects.clone(),
         kept: Vec::new(),
+        pruned: Vec::new(),
         result: "success".into(),
         started,
         finished: atp_bundle::format::info::format_time(time::OffsetDateTime::now_utc()),

@@ -307,6 +307,9 @@ pub struct Event {
     /// Objects left in place (an uninstall without `--delete-data`).
     #[serde(default)]
     pub kept: Vec<String>,
+    /// Manifests deleted from the site registry (`--prune-registry`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<String>,
     pub result: String,
     pub started: String,
     pub finished: String,

@@ -4,8 +4,10 @@
 //!
 //! Deletes nothing it did not record. Keeps the data (PersistentVolumeClaims
 //! and PersistentVolumes, and any Namespace that holds one, since deleting
-//! a namespace deletes what is in it) unless `--delete-data`. Never touches
-//! the site registry and never lowers the channel's installed sequence.
+//! a namespace deletes what is in it) unless `--delete-data`. Never lowers
+//! the channel's installed sequence. Touches the site registry only with
+//! `--prune-registry`, and then deletes by digest only the image manifests
+//! this channel's receipts name and no other channel's receipt does.
 
 use std::path::PathBuf;
 
@@ -13,7 +15,8 @@ use atp_bundle::kustomize::ObjectRef;
 use serde::Serialize;
 
 use crate::apply::{self, ApplyError, ApplyOptions};
-use crate::history::{self, HistoryError};
+use crate::history::{self, History, HistoryError};
+use crate::site::Site;
 use crate::state::{Event, Release, StateDir, StateError, EVENT_FORMAT};
 
 /// What `uninstall` is asked to do.
@@ -26,6 +29,9 @@ pub struct UninstallOptions {
     pub apply: ApplyOptions,
     /// Print the kubectl commands; delete and record nothing.
     pub dry_run: bool,
+    /// `--prune-registry`: this site registry's manifests that only this
+    /// channel used are deleted too.
+    pub prune: Option<Site>,
 }
 
 /// What an uninstall did, or would do (`--json`).
@@ -39,7 +45,23 @@ pub struct UninstallReport {
     pub kept: Vec<String>,
     pub commands: Vec<String>,
     pub applied: bool,
+    /// With `--prune-registry`: what happened to each manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prune: Option<PruneReport>,
     pub event: Option<PathBuf>,
+}
+
+/// What `--prune-registry` did, or (dry run) would do.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PruneReport {
+    /// `repo@digest` deleted (a dry run: to delete).
+    pub deleted: Vec<String>,
+    /// Already gone.
+    pub not_found: Vec<String>,
+    /// Left because another channel's receipt names them too.
+    pub shared: Vec<String>,
+    /// The registry does not allow deletes: nothing was pruned.
+    pub unsupported: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +76,8 @@ pub enum UninstallError {
     BadObject { receipt: PathBuf, object: String },
     #[error("{0}\nthe uninstall stopped part way: run it again to delete the rest")]
     Apply(#[from] ApplyError),
+    #[error("pruning the registry: {0}\nthe objects were deleted; run uninstall --prune-registry again, or delete the rest by hand")]
+    Registry(#[from] atp_registry::Error),
 }
 
 /// Where a kind comes in the order objects are created; deleting goes the
@@ -102,8 +126,9 @@ pub fn order(objects: &[ObjectRef], delete_data: bool) -> (Vec<ObjectRef>, Vec<O
     )
 }
 
-/// Delete (unless a dry run) the deployed release's objects and record it.
-pub fn uninstall(opts: &UninstallOptions) -> Result<UninstallReport, UninstallError> {
+/// Delete (unless a dry run) the deployed release's objects, prune the
+/// registry when asked, and record it.
+pub async fn uninstall(opts: &UninstallOptions) -> Result<UninstallReport, UninstallError> {
     let state = if opts.dry_run {
         None
     } else {
@@ -138,27 +163,100 @@ pub fn uninstall(opts: &UninstallOptions) -> Result<UninstallReport, UninstallEr
         kept: kept.iter().map(ToString::to_string).collect(),
         commands: apply::delete_plan(&delete, &opts.apply),
         applied: false,
+        prune: None,
         event: None,
     };
     let Some(state) = state else {
+        if let Some(site) = &opts.prune {
+            report.prune = Some(prune(&opts.state_dir, &h, site, true).await?);
+        }
         return Ok(report);
     };
     let started = atp_bundle::format::info::format_time(time::OffsetDateTime::now_utc());
-    apply::delete(&delete, &opts.apply)?;
+    let a = opts.apply.clone();
+    tokio::task::spawn_blocking(move || apply::delete(&delete, &a))
+        .await
+        .expect("delete task panicked")?;
     report.applied = true;
-    report.event = Some(state.write_event(&Event {
-        event_format: EVENT_FORMAT,
-        kind: "uninstall".into(),
-        channel: h.channel.clone(),
-        from: Some(report.release.clone()),
-        to: None,
-        installed: h.latest().map(Release::from),
-        objects: report.deleted.clone(),
-        kept: report.kept.clone(),
-        result: "success".into(),
-        started,
-        finished: atp_bundle::format::info::format_time(time::OffsetDateTime::now_utc()),
-    })?);
+    if let Some(site) = &opts.prune {
+        report.prune = Some(prune(&opts.state_dir, &h, site, false).await?);
+    }
+    report.event = Some(
+        state.write_event(&Event {
+            event_format: EVENT_FORMAT,
+            kind: "uninstall".into(),
+            channel: h.channel.clone(),
+            from: Some(report.release.clone()),
+            to: None,
+            installed: h.latest().map(Release::from),
+            objects: report.deleted.clone(),
+            kept: report.kept.clone(),
+            pruned: report
+                .prune
+                .as_ref()
+                .map(|p| p.deleted.clone())
+                .unwrap_or_default(),
+            result: "success".into(),
+            started,
+            finished: atp_bundle::format::info::format_time(time::OffsetDateTime::now_utc()),
+        })?,
+    );
+    Ok(report)
+}
+
+/// Delete (or, `dry_run`, list) the manifests in `site` that the receipts
+/// of `h`'s channel name and no other channel's receipt does.
+async fn prune(
+    state_dir: &std::path::Path,
+    h: &History,
+    site: &Site,
+    dry_run: bool,
+) -> Result<PruneReport, UninstallError> {
+    use std::collections::BTreeSet;
+    let placed = |r: &crate::state::Receipt| -> Vec<(String, String, atp_bundle::Digest)> {
+        r.images
+            .iter()
+            .filter_map(|i| {
+                let t: atp_registry::Reference = i.target.parse().ok()?;
+                let repo = t.repository();
+                (repo.registry() == site.registry).then(|| {
+                    (
+                        repo.registry().to_string(),
+                        repo.name().to_string(),
+                        i.digest.clone(),
+                    )
+                })
+            })
+            .collect()
+    };
+    let others: BTreeSet<_> = history::read(state_dir)?
+        .iter()
+        .filter(|o| o.channel != h.channel)
+        .flat_map(|o| o.receipts.iter().flat_map(|(_, r)| placed(r)))
+        .collect();
+    let ours: BTreeSet<_> = h.receipts.iter().flat_map(|(_, r)| placed(r)).collect();
+    let client = site.client()?;
+    let mut report = PruneReport::default();
+    for (registry, name, digest) in ours {
+        let shown = format!("{registry}/{name}@{digest}");
+        if others.contains(&(registry.clone(), name.clone(), digest.clone())) {
+            report.shared.push(shown);
+            continue;
+        }
+        if dry_run {
+            report.deleted.push(shown);
+            continue;
+        }
+        let repo = atp_registry::Repository::new(&registry, &name)?;
+        match client.delete_manifest(&repo, &digest).await? {
+            atp_registry::Deleted::Deleted => report.deleted.push(shown),
+            atp_registry::Deleted::NotFound => report.not_found.push(shown),
+            atp_registry::Deleted::Unsupported => {
+                report.unsupported = true;
+                break;
+            }
+        }
+    }
     Ok(report)
 }
 

@@ -39,7 +39,8 @@
 //!   `manifest_exists`, `blob_exists`, `blob_reader` (verifying [`BlobStream`],
 //!   also as `AsyncRead`), `fetch_blob_to` (verifying, resumes with `Range`),
 //!   `push_blob` (-> [`PushOutcome`]), `push_manifest`, `probe_push` (open
-//!   and cancel an upload session: push permission without writing).
+//!   and cancel an upload session: push permission without writing),
+//!   `delete_manifest` (by digest only; -> [`Deleted`], 405 included).
 //! * [`ClientOptions`] / [`RegistryConfig`] / [`Credentials`] /
 //!   [`DefaultCredentials`] / [`RetryPolicy`]: settings; `concurrency` bounds
 //!   blob transfers across the whole client.
@@ -54,7 +55,7 @@
 //! `reference` (names), `mapping` (where images land in a target registry,
 //! shared by install and sync), `config` (settings), `credstore` (docker/containers
 //! auth files and helpers), `auth` (challenges and tokens), `retry` (what is
-//! retried), `client` (request path), `pull`, `push`, `manifest`, `error`,
+//! retried), `client` (request path), `pull`, `push`, `delete`, `manifest`, `error`,
 //! and `copy`: the copy engine (plan / decide / execute) that every command
 //! writing images into a registry goes through.
 
@@ -63,6 +64,7 @@ mod client;
 pub mod config;
 pub mod copy;
 mod credstore;
+mod delete;
 pub mod error;
 pub mod manifest;
 pub mod mapping;
@@ -75,6 +77,7 @@ pub mod retry;
 pub use atp_bundle::format::media;
 pub use client::Client;
 pub use config::{ClientOptions, Credentials, DefaultCredentials, RegistryConfig};
+pub use delete::Deleted;
 pub use error::Error;
 pub use manifest::{is_manifest_type, Descriptor, Manifest, ManifestKind, Platform};
 pub use probe::PushProbe;

@@ -130,7 +130,7 @@ fn run(w: &Work, kubectl: &Path, args: &[&str]) -> std::process::Output {
 }
 
 /// `rollback` (or `status`) with the site flags of `reg` (plain HTTP here).
-fn with_site<'a>(reg: &Registry, args: &[&'a str]) -> Vec<String> {
+fn with_site(reg: &Registry, args: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = args.iter().map(ToString::to_string).collect();
     v.extend(registry_flags(reg));
     v
@@ -343,7 +343,7 @@ fn rollback_refuses_naming_an_image_gone_from_the_registry_and_applies_nothing()
 }
 
 #[test]
-fn uninstall_deletes_exactly_the_recorded_objects_and_a_bad_receipt_is_named() {
+fn uninstall_deletes_exactly_the_recorded_objects_prunes_the_registry_and_a_bad_receipt_is_named() {
     let reg = Registry::plain();
     let w = Work::new();
     let kubectl = copying_kubectl(&w);
@@ -362,21 +362,85 @@ fn uninstall_deletes_exactly_the_recorded_objects_and_a_bad_receipt_is_named() {
         "{recorded:?}"
     );
 
+    // The manifests the receipts name: with --prune-registry they go too.
+    let pushed: Vec<String> = json(&run(
+        &w,
+        &kubectl,
+        &strs(&with_site(&reg, &["status", "--json"])),
+    ))["channels"][0]["registry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["images"].as_array().unwrap().clone())
+        .map(|i| i["image"].as_str().unwrap().to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert!(!pushed.is_empty());
+
+    // A dry run lists the same commands and manifests, and changes nothing.
     let calls_before = cluster_calls(&w).len();
     let out = run(
         &w,
         &kubectl,
-        &[
-            "uninstall",
-            "--apply",
-            "--delete-data",
-            "--json",
-            "--context",
-            "site",
-        ],
+        &strs(&with_site(
+            &reg,
+            &[
+                "uninstall",
+                "--dry-run",
+                "--delete-data",
+                "--prune-registry",
+                "--json",
+                "--context",
+                "site",
+            ],
+        )),
+    );
+    assert_ok(&out, "uninstall --dry-run");
+    let dry = json(&out);
+    assert_eq!(cluster_calls(&w).len(), calls_before);
+    assert_ok(
+        &run(&w, &kubectl, &strs(&with_site(&reg, &["status"]))),
+        "status after a dry run: every image still there",
+    );
+
+    let out = run(
+        &w,
+        &kubectl,
+        &strs(&with_site(
+            &reg,
+            &[
+                "uninstall",
+                "--apply",
+                "--delete-data",
+                "--prune-registry",
+                "--json",
+                "--context",
+                "site",
+            ],
+        )),
     );
     assert_ok(&out, "uninstall");
     let report = json(&out);
+    assert_eq!(report["commands"], dry["commands"]);
+    assert_eq!(report["prune"]["deleted"], dry["prune"]["deleted"]);
+    let mut pruned: Vec<String> = report["prune"]["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
+    pruned.sort();
+    assert_eq!(pruned, pushed, "{report:#}");
+    let out = run(&w, &kubectl, &strs(&with_site(&reg, &["status"])));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    for m in &pushed {
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&format!("{m}: missing")),
+            "{}",
+            text(&out)
+        );
+    }
     let deleted: Vec<String> = cluster_calls(&w)[calls_before..].to_vec();
     // One delete per recorded object, nothing else, each exactly once.
     let mut got: Vec<String> = deleted

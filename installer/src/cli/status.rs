@@ -1,5 +1,7 @@
 //! `atp-installer status`: flags, the call to `atp_installer::status`, and
-//! the text or JSON it prints. Writes nothing anywhere.
+//! the text or JSON it prints. Writes nothing anywhere. Also the optional
+//! site-registry flags ([`OptionalSiteArgs`]) that status and
+//! `uninstall --prune-registry` take.
 
 use std::path::PathBuf;
 
@@ -7,13 +9,11 @@ use anyhow::Result;
 use atp_installer::site::{Site, SiteCredentials};
 use clap::Args;
 
-/// Flags of `atp-installer status`.
+/// The site registry, for commands that work without one too. The same
+/// flags as install's, with `--registry` optional.
 #[derive(Args)]
-pub struct StatusArgs {
-    /// The installer's state dir, whose receipts and events hold the history.
-    #[arg(long, value_name = "DIR", default_value = atp_installer::state::DEFAULT_STATE_DIR)]
-    state_dir: PathBuf,
-    /// Also check that this site registry still holds every image of the current and previous release (HEAD by digest).
+pub struct OptionalSiteArgs {
+    /// The site registry (HEAD requests only for status; manifest deletes for uninstall --prune-registry).
     #[arg(long, value_name = "HOST[:PORT]")]
     registry: Option<String>,
     /// Talk plain HTTP to the site registry (TLS is verified otherwise).
@@ -29,6 +29,35 @@ pub struct StatusArgs {
     /// Read the registry password from standard input.
     #[arg(long, requires = "username")]
     password_stdin: bool,
+}
+
+impl OptionalSiteArgs {
+    /// The site registry, if `--registry` was given (the password read
+    /// from stdin).
+    pub fn site(&self) -> Result<Option<Site>> {
+        let Some(r) = &self.registry else {
+            return Ok(None);
+        };
+        let mut site = Site::new(r);
+        site.plain_http = self.plain_http;
+        site.registry_ca = self.registry_ca.clone();
+        if let Some(u) = &self.username {
+            let password = atp_cli::password::from_stdin("--password-stdin")?;
+            site.credentials = Some(SiteCredentials::new(u, password));
+        }
+        Ok(Some(site))
+    }
+}
+
+/// Flags of `atp-installer status`.
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The installer's state dir, whose receipts and events hold the history.
+    #[arg(long, value_name = "DIR", default_value = atp_installer::state::DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    /// With --registry: check that it still holds every image of the current and previous release.
+    #[command(flatten)]
+    site: OptionalSiteArgs,
     #[arg(long, help = atp_cli::args::JSON_HELP)]
     json: bool,
 }
@@ -37,20 +66,7 @@ pub struct StatusArgs {
 pub fn run(a: StatusArgs) -> Result<i32> {
     let opts = atp_installer::status::StatusOptions {
         state_dir: a.state_dir,
-        site: match &a.registry {
-            None => None,
-            Some(r) => {
-                // The same site `install` is given (status takes the flag as optional).
-                let mut site = Site::new(r);
-                site.plain_http = a.plain_http;
-                site.registry_ca = a.registry_ca.clone();
-                if let Some(u) = &a.username {
-                    let password = atp_cli::password::from_stdin("--password-stdin")?;
-                    site.credentials = Some(SiteCredentials::new(u, password));
-                }
-                Some(site)
-            }
-        },
+        site: a.site.site()?,
     };
     let rt = tokio::runtime::Runtime::new()?;
     let status = rt.block_on(atp_installer::status::status(&opts))?;

@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::rollback::ClusterArgs;
+use super::status::OptionalSiteArgs;
 
 /// Flags of `atp-installer uninstall`.
 #[derive(Args)]
@@ -29,6 +30,11 @@ pub struct UninstallArgs {
     delete_data: bool,
     #[command(flatten)]
     cluster: ClusterArgs,
+    /// Also delete from the site registry (--registry) the image manifests only this channel's receipts name, where the registry allows deletes.
+    #[arg(long, requires = "registry")]
+    prune_registry: bool,
+    #[command(flatten)]
+    site: OptionalSiteArgs,
     #[arg(long, help = atp_cli::args::JSON_HELP)]
     json: bool,
 }
@@ -40,8 +46,14 @@ pub fn run(a: UninstallArgs) -> Result<i32> {
         delete_data: a.delete_data,
         apply: a.cluster.options(String::new()),
         dry_run: a.dry_run,
+        prune: if a.prune_registry {
+            a.site.site()?
+        } else {
+            None
+        },
     };
-    let r = atp_installer::uninstall::uninstall(&opts)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let r = rt.block_on(atp_installer::uninstall::uninstall(&opts))?;
     if a.json {
         atp_cli::print_json(&r)?;
         return Ok(0);
@@ -61,6 +73,29 @@ pub fn run(a: UninstallArgs) -> Result<i32> {
         println!("kept (pass --delete-data to delete them too):");
         for k in &r.kept {
             println!("  {k}");
+        }
+    }
+    if let Some(p) = &r.prune {
+        if p.unsupported {
+            println!("the registry does not allow deletes (distribution: storage.delete.enabled): nothing was pruned");
+        }
+        let verb = if r.applied {
+            "deleted from the registry"
+        } else {
+            "would delete from the registry"
+        };
+        println!("{verb}: {} manifest(s)", p.deleted.len());
+        for m in &p.deleted {
+            println!("  {m}");
+        }
+        if !p.shared.is_empty() {
+            println!(
+                "kept in the registry, another channel uses them: {}",
+                p.shared.len()
+            );
+        }
+        if !p.deleted.is_empty() {
+            println!("the layers stay until the registry's garbage collection runs");
         }
     }
     if let Some(e) = &r.event {
