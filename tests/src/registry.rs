@@ -63,6 +63,9 @@ pub struct RegistryOptions {
     /// token with 401 (the issuer compensates for distribution's 60 s
     /// leeway, so this is the real lifetime). Also the `expires_in` answered.
     pub token_ttl_secs: u64,
+    /// Allow `DELETE` of manifests and blobs (distribution's
+    /// `storage.delete.enabled`); off, the registry answers 405.
+    pub deletes: bool,
 }
 
 impl Default for RegistryOptions {
@@ -71,6 +74,7 @@ impl Default for RegistryOptions {
             auth: Auth::None,
             tls: false,
             token_ttl_secs: 300,
+            deletes: true,
         }
     }
 }
@@ -292,7 +296,13 @@ impl Registry {
         let mut last_err = None;
         for _ in 0..5 {
             reg.port = free_port()?;
-            let config = config_yaml(reg.port, &storage, tls_files.as_ref(), &auth_yaml);
+            let config = config_yaml(
+                reg.port,
+                &storage,
+                tls_files.as_ref(),
+                &auth_yaml,
+                reg.opts.deletes,
+            );
             std::fs::write(&reg.config_path, config)
                 .with_context(|| format!("writing {}", reg.config_path.display()))?;
             match reg.spawn_and_wait() {
@@ -618,13 +628,14 @@ fn config_yaml(
     storage: &Path,
     tls: Option<&(PathBuf, PathBuf)>,
     auth_yaml: &str,
+    deletes: bool,
 ) -> String {
     let mut y = String::new();
     let _ = write!(
         y,
         "version: 0.1\n\
          log:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\n\
-         storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
+         storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {deletes}\n  \
          maintenance:\n    uploadpurging:\n      enabled: false\n  cache:\n    blobdescriptor: inmemory\n\
          http:\n  addr: 127.0.0.1:{port}\n  secret: atp-testkit-not-a-secret\n",
         storage.display()

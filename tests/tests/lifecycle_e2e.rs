@@ -507,3 +507,42 @@ fn uninstall_deletes_exactly_the_recorded_objects_prunes_the_registry_and_a_bad_
         "status with the receipt back",
     );
 }
+
+#[test]
+fn prune_registry_says_so_when_the_registry_allows_no_deletes_and_removes_nothing() {
+    let reg = Registry::start(atp_testkit::RegistryOptions {
+        deletes: false,
+        ..Default::default()
+    })
+    .unwrap();
+    let w = Work::new();
+    let kubectl = copying_kubectl(&w);
+    let v1 = release(&w, 1);
+    let out = w
+        .install(&v1)
+        .registry(&reg)
+        .env("ATP_KUBECTL", &kubectl)
+        .args(["--apply"])
+        .output();
+    assert_ok(&out, "install v1");
+    let out = run(
+        &w,
+        &kubectl,
+        &strs(&with_site(
+            &reg,
+            &["uninstall", "--apply", "--prune-registry"],
+        )),
+    );
+    assert_ok(&out, "uninstall --prune-registry");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("the registry does not allow deletes")
+            && stdout.contains("nothing was pruned"),
+        "{}",
+        text(&out)
+    );
+    assert_ok(
+        &run(&w, &kubectl, &strs(&with_site(&reg, &["status"]))),
+        "status: every image still there",
+    );
+}
