@@ -76,7 +76,7 @@ pub enum UninstallError {
     BadObject { receipt: PathBuf, object: String },
     #[error("{0}\nthe uninstall stopped part way: run it again to delete the rest")]
     Apply(#[from] ApplyError),
-    #[error("pruning the registry: {0}\nthe objects were deleted; run uninstall --prune-registry again, or delete the rest by hand")]
+    #[error("pruning the registry: {0}\nthe objects were deleted and the uninstall recorded; the registry was not fully pruned\nhint: atp-installer status --registry ... lists the images still there; delete them with the registry's API")]
     Registry(#[from] atp_registry::Error),
 }
 
@@ -178,9 +178,19 @@ pub async fn uninstall(opts: &UninstallOptions) -> Result<UninstallReport, Unins
         .await
         .expect("delete task panicked")?;
     report.applied = true;
-    if let Some(site) = &opts.prune {
-        report.prune = Some(prune(&opts.state_dir, &h, site, false).await?);
-    }
+    // The objects are gone whatever the registry says: record that first.
+    let pruned = match &opts.prune {
+        Some(site) => Some(prune(&opts.state_dir, &h, site, false).await),
+        None => None,
+    };
+    let failed = match pruned {
+        Some(Ok(p)) => {
+            report.prune = Some(p);
+            None
+        }
+        Some(Err(e)) => Some(e),
+        None => None,
+    };
     report.event = Some(
         state.write_event(&Event {
             event_format: EVENT_FORMAT,
@@ -201,7 +211,10 @@ pub async fn uninstall(opts: &UninstallOptions) -> Result<UninstallReport, Unins
             finished: atp_bundle::format::info::format_time(time::OffsetDateTime::now_utc()),
         })?,
     );
-    Ok(report)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
 }
 
 /// Delete (or, `dry_run`, list) the manifests in `site` that the receipts
