@@ -29,6 +29,8 @@ pub enum PreflightError {
         reason: String,
         hint: String,
     },
+    #[error(transparent)]
+    Mirrors(crate::mirrors::MirrorsError),
     #[error("{tool} not found ({looked}); it is needed to {needed}; nothing was sent to the registry\nhint: install kubectl 1.21 or newer (kustomize v5 is built in) on PATH, or point ATP_KUBECTL at one")]
     Tool {
         tool: String,
@@ -53,7 +55,7 @@ pub fn check(opts: &InstallOptions, probe: Probe) -> Vec<PreflightError> {
     if let Err(e) = registry(&opts.site.registry) {
         found.push(e);
     }
-    let outputs: [(&'static str, Option<&Path>, Kind); 5] = [
+    let outputs: [(&'static str, Option<&Path>, Kind); 4] = [
         ("--state-dir", Some(&opts.state_dir), Kind::Folder),
         ("--metrics-file", opts.metrics_file.as_deref(), Kind::File),
         ("--render-to", opts.render_to.as_deref(), Kind::RenderFolder),
@@ -62,7 +64,6 @@ pub fn check(opts: &InstallOptions, probe: Probe) -> Vec<PreflightError> {
             opts.files.model_cache_dir.as_deref(),
             Kind::Folder,
         ),
-        ("--mirrors-to", opts.mirrors_to.as_deref(), Kind::Folder),
     ];
     for (flag, path, kind) in outputs {
         if let Some(path) = path {
@@ -70,6 +71,11 @@ pub fn check(opts: &InstallOptions, probe: Probe) -> Vec<PreflightError> {
                 found.push(e);
             }
         }
+    }
+    // --mirrors-to: the mirrors module's own check (not on the bundle's
+    // media, nothing in the way but an earlier output).
+    if let Err(e) = crate::mirrors::check_mirrors_to(opts) {
+        found.push(PreflightError::Mirrors(e));
     }
     found
 }

@@ -93,7 +93,7 @@ fn output_paths_are_checked_before_the_first_request() {
 
     let err = refused_before_any_request(&w, &reg, None, &["--mirrors-to", &file], &[]);
     assert!(
-        err.contains("--mirrors-to") && err.contains("not a folder"),
+        err.contains("is not an earlier mirror configuration"),
         "{err}"
     );
 
