@@ -99,37 +99,6 @@ pub async fn install(
     result
 }
 
-/// Verify the whole bundle (sends nothing), and refuse it on any finding.
-pub async fn verify(
-    opts: &InstallOptions,
-    progress: Arc<dyn Progress>,
-) -> Result<VerifiedBundle, InstallError> {
-    let (bundle, key) = (opts.bundle.clone(), opts.key.clone());
-    let volumes_from = opts.volumes_from.clone();
-    let (report, input) = tokio::task::spawn_blocking(move || {
-        let now = time::OffsetDateTime::now_utc();
-        crate::verify::verify_input(&bundle, &volumes_from, &key, now, progress)
-    })
-    .await
-    .expect("verify task panicked")?;
-    accept(opts, report, input)
-}
-
-/// A clean report becomes a [`VerifiedBundle`]; any finding is a refusal.
-fn accept(
-    opts: &InstallOptions,
-    report: atp_bundle::verify::Report,
-    input: atp_bundle::media::BundleInput,
-) -> Result<VerifiedBundle, InstallError> {
-    if !report.is_ok() {
-        return Err(InstallError::Rejected {
-            path: opts.bundle.clone(),
-            findings: report.findings.iter().map(|f| format!("  {f}")).collect(),
-        });
-    }
-    Ok(VerifiedBundle::new(report, input))
-}
-
 /// `--single-pass`: verify and push blobs in one read of the media. Returns
 /// the verified bundle and what was pushed on the way.
 async fn verify_pushing(
@@ -162,7 +131,7 @@ async fn verify_pushing(
     report
         .findings
         .extend(crate::verify::volume_findings(&input));
-    Ok((accept(opts, report, input)?, early))
+    Ok((prepare::accept(opts, report, input)?, early))
 }
 
 async fn run(
@@ -186,7 +155,10 @@ async fn run(
     let (bundle, early) = if opts.single_pass {
         verify_pushing(opts, &client, progress.clone()).await?
     } else {
-        (verify(opts, progress.clone()).await?, CopyStats::default())
+        (
+            prepare::verify(opts, progress.clone()).await?,
+            CopyStats::default(),
+        )
     };
 
     // 2-3. Refuse rollbacks, plan.

@@ -11,32 +11,25 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
+
+pub use crate::error::PreflightError;
 use crate::options::InstallOptions;
 
-/// Why a run was stopped before its first request.
-#[derive(Debug, thiserror::Error)]
-pub enum PreflightError {
-    #[error("--registry {given:?}: {reason}; nothing was sent\nhint: {hint}")]
-    Registry {
-        given: String,
-        reason: String,
-        hint: &'static str,
-    },
-    #[error("{flag} {}: {reason}; nothing was sent to the registry\nhint: {hint}", .path.display())]
-    Output {
-        flag: &'static str,
-        path: PathBuf,
-        reason: String,
-        hint: String,
-    },
-    #[error(transparent)]
-    Mirrors(crate::mirrors::MirrorsError),
-    #[error("{tool} not found ({looked}); it is needed to {needed}; nothing was sent to the registry\nhint: install kubectl 1.21 or newer (kustomize v5 is built in) on PATH, or point ATP_KUBECTL at one")]
-    Tool {
-        tool: String,
-        looked: String,
-        needed: String,
-    },
+/// Something that would make the real install fail, and what to do about it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    /// Which check: `bundle`, `rollback`, `registry`, `tls`, `credentials`,
+    /// `push`, `delta`, `host`, `space`, `overlay`, `air-gap gate`, `cluster`.
+    pub check: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}] {}\n  fix: {}", self.check, self.problem, self.fix)
+    }
 }
 
 /// Whether to prove an output folder writable by writing to it.
@@ -81,7 +74,7 @@ pub fn check(opts: &InstallOptions, probe: Probe) -> Vec<PreflightError> {
 }
 
 /// [`check`] for `simulate` (metadata only), as simulation findings.
-pub fn simulate_findings(opts: &InstallOptions) -> Vec<crate::simulate::Finding> {
+pub fn simulate_findings(opts: &InstallOptions) -> Vec<Finding> {
     check(opts, Probe::ReadOnly)
         .into_iter()
         .map(|e| {
@@ -91,7 +84,7 @@ pub fn simulate_findings(opts: &InstallOptions) -> Vec<crate::simulate::Finding>
             };
             let text = e.to_string();
             let (problem, fix) = text.split_once("\nhint: ").unwrap_or((&text, ""));
-            crate::simulate::Finding {
+            Finding {
                 check: check.into(),
                 problem: problem
                     .replace("; nothing was sent to the registry", "")

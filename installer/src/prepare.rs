@@ -1,10 +1,14 @@
 //! The plan phase shared by `install` and `simulate`, so both decide the
-//! same way: on an already verified bundle, the rollback verdict, the
+//! same way: [`verify`] the whole bundle (sends nothing), then, on the
+//! verified bundle, the rollback verdict, the
 //! repository mapping, and one copy plan per image (exact manifest bytes,
 //! re-hashed as they are read). Sends nothing, writes nothing.
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
+
+use atp_bundle::progress::Progress;
 
 use atp_bundle::format::{media, role};
 use atp_bundle::verify::TopLevel;
@@ -14,10 +18,42 @@ use atp_registry::mapping::{self, SourceRef};
 use atp_registry::Repository;
 
 use crate::error::InstallError;
+use crate::options::InstallOptions;
 use crate::render::{self, PlacedImage};
 use crate::site::Site;
 use crate::state::{PushedImage, SequenceCheck};
 use crate::verified::VerifiedBundle;
+
+/// Verify the whole bundle (sends nothing), and refuse it on any finding.
+pub async fn verify(
+    opts: &InstallOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<VerifiedBundle, InstallError> {
+    let (bundle, key) = (opts.bundle.clone(), opts.key.clone());
+    let volumes_from = opts.volumes_from.clone();
+    let (report, input) = tokio::task::spawn_blocking(move || {
+        let now = time::OffsetDateTime::now_utc();
+        crate::verify::verify_input(&bundle, &volumes_from, &key, now, progress)
+    })
+    .await
+    .expect("verify task panicked")?;
+    accept(opts, report, input)
+}
+
+/// A clean report becomes a [`VerifiedBundle`]; any finding is a refusal.
+pub(crate) fn accept(
+    opts: &InstallOptions,
+    report: atp_bundle::verify::Report,
+    input: atp_bundle::media::BundleInput,
+) -> Result<VerifiedBundle, InstallError> {
+    if !report.is_ok() {
+        return Err(InstallError::Rejected {
+            path: opts.bundle.clone(),
+            findings: report.findings.iter().map(|f| format!("  {f}")).collect(),
+        });
+    }
+    Ok(VerifiedBundle::new(report, input))
+}
 
 /// A verified bundle with its plan.
 pub struct Prepared {

@@ -2,7 +2,7 @@
 //! is the sample bundle with one thing wrong. Shared by the generator
 //! (`examples/gen-broken.rs`) and the table-driven test, so the committed
 //! files and the expectations cannot drift apart. A library module (not a
-//! test helper) so that both can use it without a `#[path]` include.
+//! test helper) so that both can use it without including the file by path.
 //!
 //! Deterministic: the same keys always give the same bytes (RFC 6979
 //! signatures, fixed timestamps, fixed synthetic content).

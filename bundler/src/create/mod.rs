@@ -11,6 +11,7 @@
 
 mod blobs;
 mod kustomize_tree;
+mod volumes;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -25,7 +26,6 @@ use atp_registry::{Client, ClientOptions, RegistryConfig};
 use futures_util::{StreamExt, TryStreamExt};
 
 use crate::gather::{self, GatherError};
-use crate::media;
 use crate::spec::Spec;
 use blobs::{fill, BlobFrom};
 use kustomize_tree::kustomize_files;
@@ -144,7 +144,7 @@ pub fn source_client(plain_http: &[String], concurrency: usize) -> Result<Client
 
 /// Run `create`. With `opts.media` asking for volumes or compression, the
 /// bundle is written into a staging folder beside the output first, then
-/// cut into the final volumes ([`crate::media`]); the summary's `output` is
+/// cut into the final volumes (`volumes`); the summary's `output` is
 /// then the `volumes.json`, which every command that takes a bundle accepts.
 /// The signing key is decrypted once, here.
 pub async fn create(
@@ -172,9 +172,9 @@ pub async fn create(
     if opts.media.is_plain() {
         return write_bundle(opts, &spec, &signing, &opts.output, progress).await;
     }
-    let (staging, tar) = media::staging(&opts.output)?;
+    let (staging, tar) = volumes::staging(&opts.output)?;
     let mut summary = write_bundle(opts, &spec, &signing, &tar, progress.clone()).await?;
-    let written = media::write(
+    let written = volumes::write(
         &tar,
         &opts.output,
         opts.media,

@@ -37,6 +37,7 @@ use atp_registry::mapping::SourceRef;
 use serde::Serialize;
 
 use crate::error::InstallError;
+pub use crate::error::MirrorsError;
 use crate::options::{FilesOptions, InstallOptions};
 use crate::prepare::{self, Prepared};
 use crate::site::Site;
@@ -67,59 +68,6 @@ pub struct MirrorsOptions {
     pub site: Site,
     /// The folder to write (`--output`).
     pub output: PathBuf,
-}
-
-/// Why no mirror configuration was written.
-#[derive(Debug, thiserror::Error)]
-pub enum MirrorsError {
-    #[error("upstream registry {host:?} (of {reference}) cannot be a folder name under certs.d: {why}; nothing was written\nhint: mirror configuration needs a lower-case host[:port] name; deploy this bundle with the rewritten references (install's rendered output) instead")]
-    BadUpstream {
-        host: String,
-        reference: String,
-        why: &'static str,
-    },
-    #[error("site registry {registry:?} is not a usable host[:port] name: {why}")]
-    BadSite { registry: String, why: &'static str },
-    #[error("{reference} comes from the site registry {registry} itself; a mirror for it would redirect the site registry's own (rewritten) references; nothing was written\nhint: deploy this bundle with the rewritten references (install's rendered output)")]
-    SiteIsUpstream { registry: String, reference: String },
-    #[error("{} image(s) land where a per-registry mirror cannot point (a mirror only adds one path prefix per upstream registry); nothing was written:\n{}\nhint: use the nested layout (the default, with or without --repo-prefix) or a mapping file that keeps each source path under one prefix per upstream registry; or deploy with the rewritten references (install's rendered output)", .items.len(), .items.iter().map(|i| format!("  {i}")).collect::<Vec<_>>().join("\n"))]
-    Inexpressible { items: Vec<String> },
-    #[error("the mirrors of {first} ({first_location}) and {second} ({second_location}) overlap: {second}'s images would also be found as {first}/{suffix}/…; nothing was written\nhint: give each upstream registry its own prefix (the nested layout does)")]
-    Overlap {
-        first: String,
-        first_location: String,
-        second: String,
-        second_location: String,
-        suffix: String,
-    },
-    #[error("--output {output} is inside the bundle's folder {bundle_dir}; nothing was written\nhint: write the mirror configuration to local disk, not to the bundle's media")]
-    OutputInBundle {
-        output: PathBuf,
-        bundle_dir: PathBuf,
-    },
-    #[error("--output {output} exists and is not an earlier mirror configuration; nothing was written\nhint: name a new folder (or an empty one)")]
-    OutputTaken { output: PathBuf },
-    #[error("no install into {registry} is recorded in {state_dir}; nothing was written\nhint: give the bundle (FILE.tar --key PREFIX.pub) instead, or the --state-dir and --registry the install used")]
-    NoReceipt {
-        state_dir: PathBuf,
-        registry: String,
-    },
-    #[error(
-        "receipt {receipt}: image target {target:?} is not in the registry {registry} it records"
-    )]
-    ForeignTarget {
-        receipt: String,
-        target: String,
-        registry: String,
-    },
-    #[error(transparent)]
-    State(#[from] crate::state::StateError),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MirrorsError + '_ {
@@ -190,7 +138,7 @@ pub async fn mirrors(
     };
     // Refuse a bad --output before the (long) verification.
     check_mirrors_to(&install)?;
-    let bundle = crate::install::verify(&install, progress).await?;
+    let bundle = prepare::verify(&install, progress).await?;
     // Writing node config changes nothing installed: no rollback question.
     let prepared = prepare::prepare(bundle, &opts.site, &|_, _| Ok(SequenceCheck::First), true)?;
     Ok(write_prepared(&prepared, &install, &opts.output)?)

@@ -58,21 +58,7 @@ use registry::{plan_blobs, registry_checks};
 /// How push permission is checked, for the plan and the docs.
 pub const PUSH_CHECK: &str = "opened a blob upload session (POST /v2/<repo>/blobs/uploads/) per target repository and cancelled it at once (DELETE)";
 
-/// Something that would make the real install fail, and what to do about it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Finding {
-    /// Which check: `bundle`, `rollback`, `registry`, `tls`, `credentials`,
-    /// `push`, `delta`, `host`, `space`, `overlay`, `air-gap gate`, `cluster`.
-    pub check: String,
-    pub problem: String,
-    pub fix: String,
-}
-
-impl std::fmt::Display for Finding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "[{}] {}\n  fix: {}", self.check, self.problem, self.fix)
-    }
-}
+pub use crate::preflight::Finding;
 
 /// Free space against what the run writes, on the filesystem holding `path`.
 #[derive(Debug, Clone, Serialize)]
@@ -181,7 +167,8 @@ pub async fn simulate(opts: &InstallOptions, progress: Arc<dyn Progress>) -> Sim
         ..Default::default()
     };
     host_tools(&mut sim);
-    sim.findings.extend(crate::preflight::simulate_findings(opts));
+    sim.findings
+        .extend(crate::preflight::simulate_findings(opts));
 
     // Bundle: the very plan phase of `install`. Rollbacks are reported, not
     // fatal, so the rest of the plan is still shown.
@@ -197,7 +184,7 @@ pub async fn simulate(opts: &InstallOptions, progress: Arc<dyn Progress>) -> Sim
     // A simulation verifies the bundle the default way whatever the flags
     // say: `--single-pass` pushes as it verifies, and a simulation never
     // writes. The plan is the same in both modes.
-    let verified = crate::install::verify(opts, progress).await;
+    let verified = crate::prepare::verify(opts, progress).await;
     let prepared =
         match verified.and_then(|bundle| prepare::prepare(bundle, &opts.site, &lookup, true)) {
             Ok(p) => p,
