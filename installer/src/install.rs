@@ -298,6 +298,9 @@ async fn render_and_apply(
             .join("render")
             .join(prepared.index_digest.hex())
     });
+    if opts.render_to.is_none() {
+        adopt_state_render_dir(&out_dir)?;
+    }
     let Some(rendered) = prepared.render_overlay(&opts.site, &out_dir)? else {
         return Ok((None, Vec::new(), false));
     };
@@ -323,4 +326,20 @@ async fn render_and_apply(
         applied = true;
     }
     Ok((Some(rendered.path), objects, applied))
+}
+
+/// The render dir inside the state dir is the installer's own, whoever made
+/// it: a render left there by an installer from before the marker existed
+/// gets the marker, so that a re-run replaces it instead of refusing. A
+/// link or a file there is still refused by the render.
+fn adopt_state_render_dir(out_dir: &std::path::Path) -> Result<(), InstallError> {
+    let is_dir = std::fs::symlink_metadata(out_dir).is_ok_and(|m| m.is_dir());
+    let marker = out_dir.join(crate::render::MARKER);
+    if is_dir && std::fs::symlink_metadata(&marker).is_err() {
+        std::fs::write(&marker, b"").map_err(|source| InstallError::Io {
+            path: marker,
+            source,
+        })?;
+    }
+    Ok(())
 }
