@@ -366,7 +366,7 @@ async fn until_idle<F: std::future::Future>(
     fut: F,
     stamp: &Stamp,
     idle: std::time::Duration,
-    notice: &mut dyn FnMut(std::time::Duration),
+    notice: &mut (dyn FnMut(std::time::Duration) + Send),
 ) -> Option<F::Output> {
     tokio::pin!(fut);
     let mut said = 0u32;
