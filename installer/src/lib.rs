@@ -18,6 +18,7 @@
 //! - [`render`]: the shipped overlay rewritten for the site
 //! - [`gate`]: the air-gap gate over rendered output
 //! - [`mirrors`]: node mirror config (containerd, CRI-O, podman) for unmodified references
+//! - [`serve`]: a verified bundle served in place as a read-only OCI registry
 //! - [`apply`]: the kubectl boundary
 //! - [`state`], [`metrics`]: rollback protection, receipts, Prometheus textfile
 //! - [`history`]: a channel's receipts and events, and what is in the cluster
@@ -40,6 +41,7 @@ pub mod preflight;
 pub mod prepare;
 pub mod render;
 pub mod rollback;
+pub mod serve;
 pub mod simulate;
 pub mod single_pass;
 pub mod site;

@@ -36,6 +36,8 @@ enum Command {
     Rollback(cli::rollback::RollbackArgs),
     /// Delete the objects of the release in the cluster (its receipt's list), keeping the data unless --delete-data.
     Uninstall(cli::uninstall::UninstallArgs),
+    /// Verify a bundle, then serve it in place as a read-only OCI registry (pull API only) until SIGINT or SIGTERM.
+    Serve(cli::serve::ServeArgs),
 }
 
 fn main() {
@@ -52,6 +54,7 @@ fn main() {
         Command::Status(a) => cli::status::run(a),
         Command::Rollback(a) => cli::rollback::run(a),
         Command::Uninstall(a) => cli::uninstall::run(a),
+        Command::Serve(a) => cli::serve::run(a, quiet),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -6,6 +6,7 @@ pub mod install;
 pub mod inventory;
 pub mod mirrors;
 pub mod rollback;
+pub mod serve;
 pub mod site;
 pub mod status;
 pub mod uninstall;
