@@ -16,6 +16,8 @@
 pub mod create;
 pub mod delta;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzz_bodies;
 pub mod gather;
 pub mod inspect;
 pub mod keygen;

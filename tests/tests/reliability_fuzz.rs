@@ -1,5 +1,5 @@
 //! Issue 10, fuzzing on the stable toolchain: every cargo-fuzz target body in
-//! `fuzz/src/lib.rs` runs over a seed corpus (the broken-bundle fixtures, a
+//! `atp_bundler::fuzz_bodies` runs over a seed corpus (the broken-bundle fixtures, a
 //! real demo bundle, its index and manifests, the demo spec) and a fixed
 //! number of deterministic mutations of each seed: bit flips, truncations,
 //! byte runs and splices. None may panic. This is a smoke test, not a fuzzer:
@@ -9,8 +9,7 @@
 
 mod common;
 
-#[path = "../../fuzz/src/lib.rs"]
-mod bodies;
+use atp_bundler::fuzz_bodies as bodies;
 
 use common::*;
 
