@@ -19,19 +19,28 @@ pub type Vocabulary = &'static [(&'static str, &'static str)];
 pub fn render(err: &anyhow::Error, vocabulary: Vocabulary) -> String {
     let mut said: Vec<String> = Vec::new();
     let mut hints: Vec<String> = Vec::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        let (message, found) = split_hints(&text);
+    let causes: Vec<(String, Vec<String>)> = err
+        .chain()
+        .map(|cause| {
+            let (message, found) = split_hints(&cause.to_string());
+            (message.trim().to_string(), found)
+        })
+        .collect();
+    for (i, (message, found)) in causes.iter().enumerate() {
         for h in found {
-            if !hints.contains(&h) {
-                hints.push(h);
+            if !hints.contains(h) {
+                hints.push(h.clone());
             }
         }
-        let message = message.trim();
-        if message.is_empty() || said.iter().any(|s| s.contains(message)) {
+        let already = |m: &str| !m.is_empty() && said.iter().any(|s| s.contains(m));
+        // A cause already said, or a wrapper of one: when a deeper cause is
+        // already said, the ones between (`error sending request for url
+        // (...)`, `client error (Connect)`) only repeat it less clearly.
+        if message.is_empty() || already(message) || causes[i + 1..].iter().any(|(m, _)| already(m))
+        {
             continue;
         }
-        said.push(message.to_string());
+        said.push(message.clone());
     }
     let mut out = format!("error: {}", said.join(": "));
     for h in hints {
@@ -128,6 +137,35 @@ mod tests {
                 missing()
             )
         );
+    }
+
+    #[derive(Debug)]
+    struct Wraps(&'static str, std::io::Error);
+    impl std::fmt::Display for Wraps {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Wraps {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.1)
+        }
+    }
+
+    #[test]
+    fn wrappers_of_a_cause_the_message_already_says_are_left_out() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let e = anyhow::Error::new(Wraps(
+            "error sending request for url (http://r/v2/)",
+            refused,
+        ))
+        .context(format!(
+            "GET http://r/v2/: connection refused ({})\nhint: check the port",
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused)
+        ));
+        let shown = render(&e, &[]);
+        assert!(!shown.contains("error sending request"), "{shown}");
+        assert_eq!(shown.lines().count(), 2, "{shown}");
     }
 
     #[test]

@@ -32,7 +32,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("{method} {url}: {source}\nhint: {hint}")]
+    /// The connection failed: said in words ([`Cause`]: refused, name not
+    /// resolved, reset, timed out) with what to check, then `hint`.
+    #[error("{method} {url}: {}\nhint: {hint}", Cause::of(.source))]
     Transport {
         method: String,
         url: String,
@@ -48,7 +50,9 @@ pub enum Error {
         idle: Duration,
     },
 
-    #[error("{method} {url}: TLS failure: {source}\nhint: pass the registry's CA with `ca_file` (or `plain_http` for a plain-HTTP registry); TLS errors are not retried")]
+    /// The TLS handshake failed; [`Cause`] says why (an unknown CA, a name
+    /// the certificate does not list, an expired certificate, not TLS at all).
+    #[error("{method} {url}: {}; TLS errors are not retried", Cause::of(.source))]
     Tls {
         method: String,
         url: String,
@@ -162,6 +166,122 @@ impl Error {
     }
 }
 
+/// Why a request never got an answer, in words, and what to check: read from
+/// the innermost cause of a transport error (the `io::Error` kind, or the
+/// TLS library's text), which is also quoted, so nothing is lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// What happened, ending with the innermost cause's own text.
+    pub what: String,
+    /// What the user should check: printed as a `hint:` line.
+    pub check: &'static str,
+}
+
+const CHECK_CA: &str =
+    "pass the registry's CA with `ca_file` (or `plain_http` for a plain-HTTP registry)";
+
+impl Cause {
+    /// Describe a reqwest error by walking its `source()` chain.
+    pub fn of(err: &reqwest::Error) -> Cause {
+        Self::of_chain(err, err.is_timeout())
+    }
+
+    /// Describe any error chain; `timed_out` when the client gave up waiting.
+    pub fn of_chain(err: &(dyn std::error::Error + 'static), timed_out: bool) -> Cause {
+        let mut io_kind = None;
+        let mut dns = false;
+        let mut innermost: &(dyn std::error::Error + 'static) = err;
+        let mut next = Some(err);
+        while let Some(e) = next {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                io_kind = Some(io.kind());
+            }
+            if e.to_string().to_ascii_lowercase().starts_with("dns error") {
+                dns = true;
+            }
+            innermost = e;
+            next = e.source();
+        }
+        let inner = innermost.to_string();
+        let lower = inner.to_ascii_lowercase();
+        let tls = |reason: &str, check| Cause {
+            what: format!("TLS failure: {reason} ({inner})"),
+            check,
+        };
+        use std::io::ErrorKind as K;
+        if lower.contains("unknownissuer") || lower.contains("unknown issuer") {
+            return tls(
+                "the registry's certificate is not signed by a CA this machine trusts",
+                CHECK_CA,
+            );
+        }
+        if lower.contains("notvalidforname") || lower.contains("not valid for name") {
+            return tls(
+                "the registry's certificate is not valid for the host name in the address",
+                "use a host name the certificate lists (its subject alternative names), or have the certificate reissued for this one",
+            );
+        }
+        if lower.contains("expired") || lower.contains("notvalidyet") {
+            return tls(
+                "the registry's certificate has expired or is not valid yet",
+                "renew the registry's certificate, and check this machine's clock",
+            );
+        }
+        if lower.contains("invalidcontenttype")
+            || lower.contains("corrupt message")
+            || lower.contains("invalid content type")
+        {
+            return tls(
+                "the registry did not answer in TLS",
+                "if the registry speaks plain HTTP, say so with `plain_http`; otherwise check the port",
+            );
+        }
+        if lower.contains("certificate") || lower.contains("handshake") || lower.contains("tls") {
+            return tls("the registry's certificate was refused", CHECK_CA);
+        }
+        if dns {
+            return Cause {
+                what: format!("the host name did not resolve ({inner})"),
+                check: "check the registry's host name, and this machine's DNS (/etc/resolv.conf, /etc/hosts)",
+            };
+        }
+        match io_kind {
+            Some(K::ConnectionRefused) => Cause {
+                what: format!("connection refused ({inner})"),
+                check: "check the registry's address and port, and that the registry is running",
+            },
+            Some(K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof) => {
+                Cause {
+                    what: format!("the connection was closed early ({inner})"),
+                    check: "the registry or a proxy between us dropped the connection; check their logs",
+                }
+            }
+            Some(K::TimedOut) => Cause {
+                what: format!("timed out connecting ({inner})"),
+                check: "check that the registry is up and that no firewall drops the connection",
+            },
+            Some(K::NetworkUnreachable | K::HostUnreachable) => Cause {
+                what: format!("no route to the registry ({inner})"),
+                check: "check this machine's network and routes to the registry",
+            },
+            _ if timed_out => Cause {
+                what: format!("timed out ({inner})"),
+                check: "check that the registry is up and that no firewall drops the connection",
+            },
+            _ => Cause {
+                what: inner,
+                check: "check the registry's address, and that this machine can reach it",
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}\nhint: {}", self.what, self.check)
+    }
+}
+
 /// Format the `errors` array of a registry error body as ` (CODE: message; ...)`.
 pub(crate) fn registry_detail(body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
@@ -201,6 +321,43 @@ mod tests {
             registry_detail(br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}"#);
         assert_eq!(d, " (BLOB_UNKNOWN: blob unknown)");
         assert_eq!(registry_detail(b"<html>"), "");
+    }
+
+    #[derive(Debug)]
+    struct Wrapper(&'static str, std::io::Error);
+    impl std::fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.1)
+        }
+    }
+
+    #[test]
+    fn a_cause_says_what_happened_and_quotes_the_innermost_text() {
+        use std::io::{Error as Io, ErrorKind as K};
+        let refused = Wrapper("tcp connect error", Io::from(K::ConnectionRefused));
+        let c = Cause::of_chain(&refused, false);
+        assert!(c.what.starts_with("connection refused ("), "{c}");
+        assert!(c.what.contains(&Io::from(K::ConnectionRefused).to_string()));
+        let dns = Wrapper("dns error", Io::other("Name or service not known"));
+        let c = Cause::of_chain(&dns, false);
+        assert!(c.what.starts_with("the host name did not resolve"), "{c}");
+        let ca = Wrapper(
+            "client error (Connect)",
+            Io::new(K::InvalidData, "invalid peer certificate: UnknownIssuer"),
+        );
+        let c = Cause::of_chain(&ca, false);
+        assert!(c.what.contains("not signed by a CA"), "{c}");
+        assert_eq!(c.check, CHECK_CA);
+        let name = Io::new(K::InvalidData, "invalid peer certificate: NotValidForName");
+        assert!(Cause::of_chain(&name, false)
+            .what
+            .contains("not valid for the host name"));
+        assert!(c.to_string().contains("\nhint: "));
     }
 
     #[test]

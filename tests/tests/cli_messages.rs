@@ -93,3 +93,72 @@ fn a_tls_failure_hint_names_the_installer_flags() {
     }
     assert_hints_last(&err);
 }
+
+/// `install` against `registry` with `flags`, one try per request: its error.
+fn install_error(w: &Work, registry: &str, flags: &[&str]) -> String {
+    let mut site = vec![
+        "--registry".to_string(),
+        registry.to_string(),
+        "--retries".into(),
+        "0".into(),
+    ];
+    site.extend(flags.iter().map(|f| f.to_string()));
+    error_text(&w.install("b.tar").site_flags(site).output())
+}
+
+#[test]
+fn an_unreachable_registry_says_connection_refused_and_what_to_check() {
+    let w = Work::new();
+    assert_ok(&w.create_demo("b.tar", &[]), "create");
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = free.local_addr().unwrap().to_string();
+    drop(free);
+    let err = install_error(&w, &host, &["--plain-http"]);
+    assert!(err.contains("connection refused ("), "{err}");
+    assert!(
+        err.contains(
+            "hint: check the registry's address and port, and that the registry is running"
+        ),
+        "{err}"
+    );
+    // The wrappers of the cause are not repeated.
+    assert!(!err.contains("error sending request"), "{err}");
+    assert!(!err.contains("client error (Connect)"), "{err}");
+    assert_hints_last(&err);
+}
+
+#[test]
+fn a_tls_failure_says_why_a_name_mismatch_or_an_unknown_ca() {
+    let reg = atp_testkit::Registry::tls();
+    let w = Work::new();
+    assert_ok(&w.create_demo("b.tar", &[]), "create");
+    let ca = reg.ca_cert_path().unwrap();
+
+    // The certificate names 127.0.0.1, localhost and ::1, not 127.0.0.2.
+    let relay =
+        atp_testkit::relay::Relay::start(std::net::Ipv4Addr::new(127, 0, 0, 2).into(), &reg.host())
+            .unwrap();
+    let err = install_error(&w, &relay.host(), &["--registry-ca", ca.to_str().unwrap()]);
+    assert!(
+        err.contains("TLS failure: the registry's certificate is not valid for the host name"),
+        "{err}"
+    );
+    assert!(err.contains("not valid for name \"127.0.0.2\""), "{err}");
+    assert!(
+        err.contains("hint: use a host name the certificate lists"),
+        "{err}"
+    );
+    assert_hints_last(&err);
+
+    // No CA given: the registry's own CA is unknown here.
+    let err = install_error(&w, &reg.host(), &[]);
+    assert!(
+        err.contains(
+            "TLS failure: the registry's certificate is not signed by a CA this machine trusts"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("invalid peer certificate"), "{err}");
+    assert!(!err.contains("error sending request"), "{err}");
+    assert_hints_last(&err);
+}
