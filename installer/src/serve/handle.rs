@@ -198,10 +198,7 @@ fn answer(content: &Content, req: &Request<Incoming>) -> Reply {
             let (status, start, len, check) = match route::range(range, size) {
                 RangeAsk::Whole => (StatusCode::OK, 0, size, true),
                 RangeAsk::Part { start, end } => {
-                    headers.push((
-                        header::CONTENT_RANGE,
-                        format!("bytes {start}-{end}/{size}"),
-                    ));
+                    headers.push((header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")));
                     (StatusCode::PARTIAL_CONTENT, start, end - start + 1, false)
                 }
                 RangeAsk::Unsatisfiable => {
@@ -287,7 +284,10 @@ struct Query {
 
 impl Query {
     fn parse(q: Option<&str>) -> Query {
-        let mut out = Query { n: None, last: None };
+        let mut out = Query {
+            n: None,
+            last: None,
+        };
         for pair in q.unwrap_or("").split('&') {
             match pair.split_once('=') {
                 Some(("n", v)) => out.n = v.parse().ok(),

@@ -59,7 +59,11 @@ impl Entry {
             peer,
             method: method.to_owned(),
             // Control characters from a client never reach the log as such.
-            path: path.chars().take(1000).flat_map(char::escape_debug).collect(),
+            path: path
+                .chars()
+                .take(1000)
+                .flat_map(char::escape_debug)
+                .collect(),
             start: Instant::now(),
             status: 0,
             sent: 0,

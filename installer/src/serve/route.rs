@@ -233,7 +233,17 @@ mod tests {
 
     #[test]
     fn refuses_bad_names_digests_and_tags() {
-        for name in ["..", "a/../b", "a/%2e%2e/b", "A/b", "a//b", "a-", "_a", "a..b", "a___b"] {
+        for name in [
+            "..",
+            "a/../b",
+            "a/%2e%2e/b",
+            "A/b",
+            "a//b",
+            "a-",
+            "_a",
+            "a..b",
+            "a___b",
+        ] {
             let p = format!("/v2/{name}/manifests/latest");
             assert!(matches!(parse(&p), Err(BadPath::Name(_))), "{p}");
         }
@@ -253,10 +263,22 @@ mod tests {
     #[test]
     fn ranges() {
         assert_eq!(range(None, 10), RangeAsk::Whole);
-        assert_eq!(range(Some("bytes=0-3"), 10), RangeAsk::Part { start: 0, end: 3 });
-        assert_eq!(range(Some("bytes=4-"), 10), RangeAsk::Part { start: 4, end: 9 });
-        assert_eq!(range(Some("bytes=-3"), 10), RangeAsk::Part { start: 7, end: 9 });
-        assert_eq!(range(Some("bytes=5-100"), 10), RangeAsk::Part { start: 5, end: 9 });
+        assert_eq!(
+            range(Some("bytes=0-3"), 10),
+            RangeAsk::Part { start: 0, end: 3 }
+        );
+        assert_eq!(
+            range(Some("bytes=4-"), 10),
+            RangeAsk::Part { start: 4, end: 9 }
+        );
+        assert_eq!(
+            range(Some("bytes=-3"), 10),
+            RangeAsk::Part { start: 7, end: 9 }
+        );
+        assert_eq!(
+            range(Some("bytes=5-100"), 10),
+            RangeAsk::Part { start: 5, end: 9 }
+        );
         assert_eq!(range(Some("bytes=10-20"), 10), RangeAsk::Unsatisfiable);
         assert_eq!(range(Some("bytes=0-1,4-5"), 10), RangeAsk::Whole);
         assert_eq!(range(Some("bytes=5-2"), 10), RangeAsk::Whole);
