@@ -611,3 +611,80 @@ fn serve_tls_with_a_per_test_ca() {
     ]);
     assert!(!o.status.success());
 }
+
+/// docker-registry with `proxy.remoteurl` pointing at `upstream`, stopped on drop.
+struct PullThrough {
+    child: Child,
+    port: u16,
+}
+
+impl PullThrough {
+    fn start(w: &Work, upstream: &str) -> PullThrough {
+        let port = free_port();
+        let root = w.path("cache");
+        std::fs::create_dir_all(root.join("storage")).unwrap();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  cache:\n    blobdescriptor: inmemory\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: atp-serve-test-not-a-secret\nproxy:\n  remoteurl: http://{upstream}\n",
+            root.join("storage").display()
+        );
+        std::fs::write(root.join("config.yml"), config).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(root.join("config.yml"))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(root.join("out.log")).unwrap())
+            .stderr(std::fs::File::create(root.join("err.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let cache = PullThrough { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !get(port, "GET", "/v2/", &[]).is_ok_and(|r| r.status == 200) {
+            assert!(
+                Instant::now() < deadline,
+                "the pull-through cache did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cache
+    }
+}
+
+impl Drop for PullThrough {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn serve_behind_a_docker_registry_pull_through_cache() {
+    let (w, images) = demo();
+    let serve = Serve::start(&w, "b.tar", &["--access-log", "access.log"]);
+    let cache = PullThrough::start(&w, &serve.host());
+    let host = format!("127.0.0.1:{}", cache.port);
+    for (reference, digest) in &images {
+        let raw = raw_manifest(&host, reference, &["--tls-verify=false"]);
+        assert_eq!(
+            &atp_bundle::Digest::of(&raw).to_string(),
+            digest,
+            "{reference}"
+        );
+        let out = format!("oci:{}:{}", w.s("pulled"), split(reference).1);
+        let o = skopeo(&[
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            &format!("docker://{host}/{reference}"),
+            &out,
+        ]);
+        assert_ok(
+            &o,
+            &format!("skopeo copy --all {reference} through the cache"),
+        );
+    }
+    // The cache fetched from serve (a real registry is a client of ours).
+    let access = std::fs::read_to_string(w.path("access.log")).unwrap();
+    assert!(access.contains("/blobs/sha256:"), "{access}");
+}
