@@ -688,3 +688,83 @@ fn serve_behind_a_docker_registry_pull_through_cache() {
     let access = std::fs::read_to_string(w.path("access.log")).unwrap();
     assert!(access.contains("/blobs/sha256:"), "{access}");
 }
+
+#[test]
+fn serve_split_zstd_volumes_in_place() {
+    let w = Work::new();
+    std::fs::create_dir_all(w.path("zs")).unwrap();
+    assert_ok(
+        &w.create_demo("zs/b.tar", &["--compress", "zstd", "--split-size", "8192"]),
+        "create zstd split",
+    );
+    let out = w.bundler(&["inspect", "zs", "--json"]);
+    assert_ok(&out, "inspect");
+    let serve = Serve::start(&w, "zs", &[]);
+    for img in json(&out)["images"].as_array().unwrap() {
+        let reference = img["reference"].as_str().unwrap();
+        let o = skopeo(&[
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            &format!("docker://{}/{reference}", serve.host()),
+            &format!("oci:{}:{}", w.s("pulled"), split(reference).1),
+        ]);
+        assert_ok(
+            &o,
+            &format!("skopeo copy --all {reference} from zstd volumes"),
+        );
+        let raw = raw_manifest(&serve.host(), reference, &["--tls-verify=false"]);
+        assert_eq!(
+            atp_bundle::Digest::of(&raw).to_string(),
+            img["digest"].as_str().unwrap()
+        );
+    }
+}
+
+#[test]
+fn serve_a_client_leaving_mid_blob_does_not_stop_the_others() {
+    let w = Work::new();
+    common::big_layout(&w.path("big"), 1, 16 << 20, 7);
+    let spec = format!(
+        "metadata: {{name: big, version: '1'}}\nspec:\n  channel: stable\n  sequence: 1\n  images:\n    - {{source: \"oci:{}:1.0\", name: docker.io/atp/big:1.0}}\n",
+        w.path("big").display()
+    );
+    std::fs::write(w.path("big.yaml"), spec).unwrap();
+    assert_ok(
+        &w.bundler(&[
+            "create", "--spec", "big.yaml", "--key", "k.key", "--output", "big.tar",
+        ]),
+        "create",
+    );
+    let serve = Serve::start(&w, "big.tar", &["--access-log", "access.log"]);
+    let m = req(serve.port, "GET", "/v2/docker.io/atp/big/manifests/1.0");
+    let v: serde_json::Value = serde_json::from_slice(&m.body).unwrap();
+    let layer = v["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let path = format!("/v2/docker.io/atp/big/blobs/{layer}");
+
+    // Three clients read a little and hang up, one never reads at all.
+    let mut stalled = TcpStream::connect(("127.0.0.1", serve.port)).unwrap();
+    write!(stalled, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(("127.0.0.1", serve.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut buf = vec![0u8; 64 << 10];
+        s.read_exact(&mut buf).unwrap();
+    }
+    // Meanwhile whole reads complete and hash right.
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (port, path) = (serve.port, path.clone());
+            std::thread::spawn(move || req(port, "GET", &path))
+        })
+        .collect();
+    for r in readers {
+        let r = r.join().unwrap();
+        assert_eq!(r.status, 200);
+        assert!(r.complete());
+        assert_eq!(atp_bundle::Digest::of(&r.body).to_string(), layer);
+    }
+    drop(stalled);
+    assert_eq!(req(serve.port, "GET", "/v2/").status, 200);
+}
