@@ -127,7 +127,7 @@ measure() {
 }
 
 export ATP_KEY_PASSWORD=""
-"$BIN/atp-bundler" -q keygen --output "$OUT/key" >> "$LOG" 2>&1
+"$BIN/atp-bundler" -q keygen --no-password --output "$OUT/key" >> "$LOG" 2>&1
 
 # ---------------------------------------------------------------- the machine
 {

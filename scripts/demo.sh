@@ -14,7 +14,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "1. signing key (empty password for the demo; set ATP_KEY_PASSWORD in real use)"
 export ATP_KEY_PASSWORD=""
-"$BIN/atp-bundler" keygen --output "$OUT/release"
+"$BIN/atp-bundler" keygen --no-password --output "$OUT/release"
 
 step "2. bundle: fixture images + the ATP kustomize tree (manifests/bundle.yaml)"
 "$BIN/atp-bundler" create --spec manifests/bundle.yaml --key "$OUT/release.key" --output "$OUT/atp-1.4.0.tar"

@@ -24,6 +24,8 @@ enum Command {
     Create(cli::create::CreateArgs),
     /// Show what a bundle holds (without verifying it).
     Inspect(cli::inspect::InspectArgs),
+    /// Print the fingerprint of a public key: the one inspect and verify show.
+    Fingerprint(cli::fingerprint::FingerprintArgs),
     /// Copy images from a source registry straight into the site registry, mapped as install maps them.
     Sync(cli::sync::SyncArgs),
 }
@@ -36,6 +38,7 @@ fn main() {
         Command::Keygen(a) => (cli::keygen::run(a), cli::CREATE_VOCABULARY),
         Command::Create(a) => (cli::create::run(a, quiet), cli::CREATE_VOCABULARY),
         Command::Inspect(a) => (cli::inspect::run(a), cli::CREATE_VOCABULARY),
+        Command::Fingerprint(a) => (cli::fingerprint::run(a), cli::CREATE_VOCABULARY),
         Command::Sync(a) => (cli::sync::run(a, quiet), cli::sync::VOCABULARY),
     };
     if let Err(e) = result {

@@ -3,6 +3,7 @@
 //! result. No operation is implemented here (those live in `atp_bundler`).
 
 pub mod create;
+pub mod fingerprint;
 pub mod inspect;
 pub mod keygen;
 pub mod sync;

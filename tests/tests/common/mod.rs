@@ -25,7 +25,12 @@ impl Work {
         let w = Work {
             dir: tempfile::tempdir().unwrap(),
         };
-        let out = w.bundler(&["keygen", "--output", w.path("k").to_str().unwrap()]);
+        let out = w.bundler(&[
+            "keygen",
+            "--no-password",
+            "--output",
+            w.path("k").to_str().unwrap(),
+        ]);
         assert_ok(&out, "keygen");
         w
     }
