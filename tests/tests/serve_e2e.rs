@@ -768,3 +768,37 @@ fn serve_a_client_leaving_mid_blob_does_not_stop_the_others() {
     drop(stalled);
     assert_eq!(req(serve.port, "GET", "/v2/").status, 200);
 }
+
+#[test]
+fn serve_seeds_a_registry_through_atp_bundler_sync() {
+    let (w, images) = demo();
+    let serve = Serve::start(&w, "b.tar", &[]);
+    let reg = Registry::plain();
+    // serve's names are the nested layout's (`docker.io/atp/router`), so a
+    // Docker Hub mirror at `HOST/docker.io` is exactly what sync asks for.
+    let mirror = format!("{}/docker.io", serve.host());
+    let mut args = vec![
+        "sync".to_string(),
+        "--source-registry".into(),
+        mirror,
+        "--plain-http".into(),
+        serve.host(),
+        "--plain-http".into(),
+        reg.host(),
+        "--target-registry".into(),
+        reg.host(),
+    ];
+    for (reference, _) in &images {
+        args.push("--image".into());
+        args.push(reference.clone());
+    }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_ok(&w.bundler(&a), "sync from serve");
+    for (reference, digest) in &images {
+        assert_eq!(
+            &common::skopeo_digest(&reg, reference),
+            digest,
+            "{reference}"
+        );
+    }
+}
