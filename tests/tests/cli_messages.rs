@@ -162,3 +162,50 @@ fn a_tls_failure_says_why_a_name_mismatch_or_an_unknown_ca() {
     assert!(!err.contains("error sending request"), "{err}");
     assert_hints_last(&err);
 }
+
+/// Issue 22, item 8: `create --compress zstd` named the volumes.json and
+/// gave the uncompressed size; it says each file written, with its size.
+#[test]
+fn create_with_media_reports_the_files_written_and_their_sizes() {
+    let w = Work::new();
+    std::fs::create_dir(w.path("z")).unwrap();
+    let o = w.create_demo("z/atp.tar", &["--compress", "zstd"]);
+    assert_ok(&o, "create --compress zstd");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let size = std::fs::metadata(w.path("z/atp.tar.zst")).unwrap().len();
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!(
+            "wrote z/atp.tar.zst ({size} bytes, the zstd-compressed bundle of "
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("and z/atp.tar.zst.volumes.json with its signature"),
+        "{out}"
+    );
+
+    std::fs::create_dir(w.path("s")).unwrap();
+    let o = w.create_demo(
+        "s/atp.tar",
+        &["--split-size", "10000", "--compress", "zstd"],
+    );
+    assert_ok(&o, "create --split-size");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let volumes: Vec<&str> = out.lines().filter(|l| l.starts_with("volume ")).collect();
+    assert!(!volumes.is_empty(), "{out}");
+    let mut total = 0;
+    for line in &volumes {
+        let name = line["volume ".len()..].split(' ').next().unwrap();
+        let size = std::fs::metadata(w.path(name)).unwrap().len();
+        total += size;
+        assert_eq!(*line, format!("volume {name} ({size} bytes)"), "{out}");
+    }
+    assert!(
+        out.starts_with(&format!(
+            "wrote {} volumes, {total} bytes in all",
+            volumes.len()
+        )),
+        "{out}"
+    );
+}

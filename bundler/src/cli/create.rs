@@ -100,18 +100,7 @@ pub fn run(a: CreateArgs, quiet: bool) -> Result<()> {
         }
         atp_cli::print_json(&v)?;
     } else {
-        println!(
-            "wrote {} ({} bytes, {} blobs, {} images, {} files)\nindex {}",
-            summary.output.display(),
-            summary.size,
-            summary.blobs,
-            summary.images.len(),
-            summary.files,
-            summary.index_digest
-        );
-        for v in summary.media.iter().flat_map(|m| &m.volumes) {
-            println!("volume {}", v.display());
-        }
+        print!("{}", written_text(&summary));
         if summary.omitted > 0 {
             println!(
                 "delta: {} layer(s), {} bytes left out (the site has them)",
@@ -132,4 +121,54 @@ pub fn run(a: CreateArgs, quiet: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What `create` wrote, as the user sees it: each file written with its own
+/// size on disk; the bundle's own (tar) size is said as that.
+fn written_text(summary: &atp_bundler::create::CreateSummary) -> String {
+    let contents = format!(
+        "{} blobs, {} images, {} files",
+        summary.blobs,
+        summary.images.len(),
+        summary.files
+    );
+    let Some(m) = &summary.media else {
+        return format!(
+            "wrote {} ({} bytes, {contents})\nindex {}\n",
+            summary.output.display(),
+            summary.size,
+            summary.index_digest
+        );
+    };
+    let zstd = match m.file.compression {
+        atp_bundle::media::Compression::ZstdSeekable => "zstd-compressed ",
+        atp_bundle::media::Compression::None => "",
+    };
+    let inside = format!("the {zstd}bundle of {} bytes: {contents}", m.tar_size);
+    let sizes = m.file.volumes.iter().map(|v| v.size);
+    let mut out = match m.volumes.as_slice() {
+        [one] => format!(
+            "wrote {} ({} bytes, {inside})\n",
+            one.display(),
+            m.stream_size
+        ),
+        many => {
+            let mut s = format!(
+                "wrote {} volumes, {} bytes in all ({inside})\n",
+                many.len(),
+                m.stream_size
+            );
+            for (v, size) in many.iter().zip(sizes) {
+                s.push_str(&format!("volume {} ({size} bytes)\n", v.display()));
+            }
+            s
+        }
+    };
+    out.push_str(&format!(
+        "and {} with its signature {}: verify and install take any of these files\nindex {}\n",
+        m.volumes_json.display(),
+        m.signature.display(),
+        summary.index_digest
+    ));
+    out
 }
