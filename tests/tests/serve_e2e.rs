@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use atp_testkit::containerd::{Containerd, Pull};
 use atp_testkit::podman::{Podman, PodmanPull};
 use atp_testkit::{skopeo, Registry};
 use common::{assert_ok, json, Work};
@@ -298,7 +299,7 @@ fn serve_skopeo_inspect_and_copy_all_every_image_digests_equal_the_bundle() {
 }
 
 #[test]
-fn serve_podman_pulls_from_the_served_bundle() {
+fn serve_podman_and_containerd_pull_from_the_served_bundle() {
     let (w, images) = demo();
     let serve = Serve::start(&w, "b.tar", &[]);
     let podman = Podman::new().unwrap();
@@ -306,11 +307,24 @@ fn serve_podman_pulls_from_the_served_bundle() {
         insecure: true,
         ..PodmanPull::default()
     };
-    for (reference, _) in &images {
+    for (reference, digest) in &images {
         let r = format!("{}/{reference}", serve.host());
-        podman
+        let got = podman
             .pull(&r, &how)
             .unwrap_or_else(|e| panic!("{e:#}\n{}", serve.log()));
+        assert_eq!(&got, digest, "podman pulled {r}");
+    }
+    let daemon = Containerd::start().unwrap();
+    let how = Pull {
+        plain_http: true,
+        ..Pull::default()
+    };
+    for (reference, digest) in &images {
+        let r = format!("{}/{reference}", serve.host());
+        let got = daemon
+            .pull(&r, &how)
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", serve.log()));
+        assert_eq!(&got, digest, "containerd pulled {r}");
     }
 }
 
