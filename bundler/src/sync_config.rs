@@ -251,21 +251,54 @@ pub fn resolve_options(
                 "pass --target-registry HOST[:PORT] or set target.registry in the config",
             )
         })?;
+    let source_registry = o.source_registry.or_else(|| c.source.registry.clone());
+    let (spec, images) = if o.spec.is_some() || !o.images.is_empty() {
+        (o.spec, o.images)
+    } else {
+        (c.spec.clone(), c.images.clone())
+    };
+    // The registries this run is known to talk to: their CA and credentials
+    // must be there. Any other entry (the file's own target, when a flag
+    // names another) is read only if it can be: a sync, or a dry run, needs
+    // no credentials it does not use.
+    let named = |host: &str| {
+        host == target_registry
+            || source_registry.as_deref() == Some(host)
+            || images.iter().any(|i| {
+                i.parse::<atp_registry::reference::Reference>()
+                    .is_ok_and(|r| r.repository().registry() == host)
+            })
+    };
     let mut registries: HashMap<String, RegistryConfig> = HashMap::new();
     for (host, r) in &c.registries {
-        registries.insert(
-            host.clone(),
-            RegistryConfig {
-                plain_http: r.plain_http,
-                ca_file: r.ca.clone(),
-                credentials: r
-                    .credentials
-                    .as_ref()
-                    .map(|cr| read_credentials(host, cr))
-                    .transpose()?,
-                ..Default::default()
-            },
-        );
+        let credentials = r
+            .credentials
+            .as_ref()
+            .map(|cr| read_credentials(host, cr))
+            .transpose();
+        let mut entry = RegistryConfig {
+            plain_http: r.plain_http,
+            ca_file: r.ca.clone(),
+            ..Default::default()
+        };
+        if named(host) {
+            entry.credentials = credentials?;
+        } else {
+            match credentials {
+                Ok(found) => entry.credentials = found,
+                Err(e) => tracing::info!(
+                    "registries.{host}: its credentials are not read ({}); this sync does not name {host}",
+                    e.to_string().lines().next().unwrap_or_default()
+                ),
+            }
+            if entry.ca_file.as_deref().is_some_and(|ca| !ca.exists()) {
+                tracing::info!(
+                    "registries.{host}: its CA file is not there; this sync does not name {host}"
+                );
+                entry.ca_file = None;
+            }
+        }
+        registries.insert(host.clone(), entry);
     }
     for host in &o.plain_http {
         registries.entry(host.clone()).or_default().plain_http = true;
@@ -298,11 +331,6 @@ pub fn resolve_options(
             (None, None, None) => Layout::Nested,
         },
     };
-    let (spec, images) = if o.spec.is_some() || !o.images.is_empty() {
-        (o.spec, o.images)
-    } else {
-        (c.spec.clone(), c.images.clone())
-    };
     let concurrency = o
         .concurrency
         .or(c.concurrency)
@@ -317,7 +345,7 @@ pub fn resolve_options(
     Ok(SyncOptions {
         spec,
         images,
-        source_registry: o.source_registry.or_else(|| c.source.registry.clone()),
+        source_registry,
         target_registry,
         registries,
         repo_prefix: o.repo_prefix.or_else(|| c.target.repo_prefix.clone()),

@@ -343,9 +343,17 @@ fn a_config_file_with_env_credentials_drives_sync_and_flags_override_it() {
         format!("{}/x/docker.io/atp/metrics-exporter:0.9.2", tgt.host())
     );
 
-    // Without the password variable the error names it, not a value.
+    // Without the password variable the error names it, not a value: a dry
+    // run into that registry uses its credentials.
     let o = w
-        .bundler_cmd(&["sync", "--config", "sync.yaml", "--dry-run"])
+        .bundler_cmd(&[
+            "sync",
+            "--config",
+            "sync.yaml",
+            "--target-registry",
+            &target,
+            "--dry-run",
+        ])
         .env_remove("SYNC_PASSWORD")
         .env("SYNC_USER", &user)
         .output()
@@ -503,4 +511,41 @@ fn the_demo_spec_syncs_straight_from_its_oci_layouts() {
         let r = format!("docker.io/atp/{}:{}", img.dir, img.tag);
         assert_eq!(skopeo_digest(&tgt, &r), fixtures::index_digest(img), "{r}");
     }
+}
+
+/// Issue 22, item 9: the shipped sample config could not even dry-run
+/// without `ATP_SYNC_USERNAME`, the credentials of a registry the run, with
+/// its target given by a flag, never talks to (nor its CA file, not there).
+#[test]
+fn the_shipped_sample_config_dry_runs_against_the_demo_without_credentials() {
+    let src = Registry::plain();
+    seed(&src);
+    let tgt = Registry::plain();
+    let w = Work::new();
+    let sample = repo_root().join("manifests/sync-config.yaml");
+    let (s, t) = (src.host(), tgt.host());
+    let o = w
+        .bundler_cmd(&[
+            "sync",
+            "--config",
+            sample.to_str().unwrap(),
+            "--source-registry",
+            &s,
+            "--plain-http",
+            &s,
+            "--target-registry",
+            &t,
+            "--plain-http",
+            &t,
+            "--dry-run",
+            "--json",
+        ])
+        .env_remove("ATP_SYNC_USERNAME")
+        .env_remove("ATP_SYNC_PASSWORD")
+        .output()
+        .unwrap();
+    assert_ok(&o, "sync --config manifests/sync-config.yaml --dry-run");
+    let v = json(&o);
+    assert_eq!(v["dry_run"], true);
+    assert!(!v["images"].as_array().unwrap().is_empty(), "{v:#}");
 }
