@@ -816,3 +816,106 @@ fn serve_seeds_a_registry_through_atp_bundler_sync() {
         );
     }
 }
+
+#[test]
+fn serve_file_sets_as_the_artifacts_install_would_push() {
+    let w = Work::new();
+    let models = w.path("models");
+    std::fs::create_dir_all(models.join("llm")).unwrap();
+    std::fs::write(models.join("config.json"), br#"{"dim":8}"#).unwrap();
+    std::fs::write(
+        models.join("llm/w.bin"),
+        atp_testkit::cli::noise(700_000, 3),
+    )
+    .unwrap();
+    let spec = format!(
+        "metadata: {{name: atp-models, version: 1.0.1}}\nspec:\n  channel: models\n  sequence: 1\n  files:\n    - {{name: models, source: \"{}\"}}\n",
+        models.display()
+    );
+    std::fs::write(w.path("files.yaml"), spec).unwrap();
+    assert_ok(
+        &w.bundler(&[
+            "create",
+            "--spec",
+            "files.yaml",
+            "--key",
+            "k.key",
+            "--output",
+            "f.tar",
+        ]),
+        "create",
+    );
+    let serve = Serve::start(&w, "f.tar", &[]);
+    let p = serve.port;
+    let cat: serde_json::Value =
+        serde_json::from_slice(&req(p, "GET", "/v2/_catalog").body).unwrap();
+    assert_eq!(
+        cat["repositories"],
+        serde_json::json!(["atp-offline/files/models"])
+    );
+    let repo = "atp-offline/files/models";
+    let m = req(p, "GET", &format!("/v2/{repo}/manifests/1.0.1"));
+    assert_eq!(m.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&m.body).unwrap();
+    let config = v["config"]["digest"].as_str().unwrap();
+    assert_eq!(
+        req(p, "GET", &format!("/v2/{repo}/blobs/{config}")).status,
+        200
+    );
+    let mut got = 0;
+    for layer in v["layers"].as_array().unwrap() {
+        let title = layer["annotations"]["org.opencontainers.image.title"]
+            .as_str()
+            .unwrap();
+        let r = req(
+            p,
+            "GET",
+            &format!("/v2/{repo}/blobs/{}", layer["digest"].as_str().unwrap()),
+        );
+        assert!(r.status == 200 && r.complete(), "{title}");
+        assert_eq!(
+            r.body,
+            std::fs::read(models.join(title)).unwrap(),
+            "{title}"
+        );
+        got += 1;
+    }
+    assert_eq!(got, 2);
+}
+
+#[test]
+fn serve_refuses_a_delta_bundle_before_listening() {
+    let w = Work::new();
+    let v1 = common::demo_spec(&w, "v1.yaml", 1, &[]);
+    let v2 = common::demo_spec(&w, "v2.yaml", 2, &[]);
+    for (spec, out, extra) in [
+        (&v1, "v1.tar", vec![]),
+        (&v2, "v2.tar", vec!["--base", "v1.tar"]),
+    ] {
+        let mut args = vec![
+            "create",
+            "--spec",
+            spec.as_str(),
+            "--key",
+            "k.key",
+            "--output",
+            out,
+        ];
+        args.extend(extra);
+        assert_ok(&w.bundler(&args), out);
+    }
+    let o = w.installer(&[
+        "serve",
+        "v2.tar",
+        "--key",
+        "k.pub",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("delta bundle") && err.contains("hint:"),
+        "{err}"
+    );
+}

@@ -82,8 +82,9 @@ pub fn run(a: ServeArgs, quiet: bool) -> Result<i32> {
         let stop = stop_signal()?;
         let on_listening = |s: &serve::ServeSummary| {
             tracing::info!(
-                "serving {} image(s) in {} repositor{} on {scheme}://{}/v2/ (Ctrl-C or SIGTERM stops)",
+                "serving {} image(s) and {} file set(s) in {} repositor{} on {scheme}://{}/v2/ (Ctrl-C or SIGTERM stops)",
                 s.images,
+                s.file_sets,
                 s.repositories,
                 if s.repositories == 1 { "y" } else { "ies" },
                 s.address

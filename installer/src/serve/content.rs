@@ -13,6 +13,7 @@ use std::sync::Arc;
 use atp_bundle::media::BundleInput;
 use atp_bundle::verify::BlobLocation;
 use atp_bundle::Digest;
+use atp_registry::copy::ImageCopy;
 
 use crate::prepare::Prepared;
 
@@ -40,13 +41,16 @@ pub struct Content {
     pub input: Arc<BundleInput>,
     /// How many images the bundle maps to these repositories.
     pub images: usize,
+    /// How many file sets (OCI artifacts).
+    pub file_sets: usize,
 }
 
 impl Content {
-    /// Index a prepared bundle's copy plan by target repository.
-    pub fn new(prepared: Prepared) -> Content {
+    /// Index a prepared bundle's copy plan, and `more` copies (the file
+    /// sets), by target repository.
+    pub fn new(prepared: Prepared, more: Vec<ImageCopy>) -> Content {
         let mut repos: BTreeMap<String, Repo> = BTreeMap::new();
-        for img in &prepared.plan.images {
+        for img in prepared.plan.images.iter().chain(&more) {
             let repo = repos.entry(img.target.name().to_owned()).or_default();
             for (desc, bytes) in &img.manifests {
                 repo.manifests
@@ -67,6 +71,7 @@ impl Content {
             locations: prepared.bundle.locations,
             input: prepared.bundle.input,
             images: prepared.plan.images.len(),
+            file_sets: more.len(),
         }
     }
 

@@ -15,7 +15,8 @@
 //!    finish their current response, up to [`DRAIN`].
 //!
 //! `route` parses paths and headers, `content` indexes what is served by
-//! repository, `handle` answers one request, `blob` streams blob bodies in
+//! repository, `files` adds the file sets as install would push them, `handle` answers
+//! one request, `blob` streams blob bodies in
 //! bounded chunks and hashes whole ones, `log` writes the access log, `tls`
 //! reads the certificate. Never writes to the bundle's media, never extracts
 //! or copies it.
@@ -35,6 +36,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::error::InstallError;
+use crate::files::FilesError;
 use crate::options::{FilesOptions, InstallOptions};
 use crate::prepare;
 use crate::site::Site;
@@ -42,6 +44,7 @@ use crate::state::SequenceCheck;
 
 pub mod blob;
 pub mod content;
+pub mod files;
 pub mod handle;
 pub mod log;
 pub mod route;
@@ -96,8 +99,12 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("this is a delta bundle: {omitted} blob(s) it relies on are not in it, so its images cannot be served whole\nhint: serve the full bundle (atp-bundler create without --base / --site-inventory)")]
+    Delta { omitted: usize },
     #[error(transparent)]
     Bundle(#[from] InstallError),
+    #[error(transparent)]
+    Files(#[from] FilesError),
 }
 
 /// What was served, for the final message.
@@ -106,6 +113,7 @@ pub struct ServeSummary {
     pub address: SocketAddr,
     pub repositories: usize,
     pub images: usize,
+    pub file_sets: usize,
 }
 
 /// Plain HTTP only on loopback, unless `--plain-http`; not both.
@@ -148,6 +156,7 @@ pub async fn serve(
         address,
         repositories: content.repos.len(),
         images: content.images,
+        file_sets: content.file_sets,
     };
     on_listening(&summary);
     run(content, listener, acceptor, Arc::new(log), shutdown).await;
@@ -175,7 +184,12 @@ pub async fn load(opts: &ServeOptions, progress: Arc<dyn Progress>) -> Result<Co
     let bundle = prepare::verify(&install, progress).await?;
     // Serving installs nothing: no rollback question.
     let prepared = prepare::prepare(bundle, &site, &|_, _| Ok(SequenceCheck::First), true)?;
-    Ok(Content::new(prepared))
+    let omitted = prepared.bundle.report.omitted.len();
+    if omitted > 0 {
+        return Err(ServeError::Delta { omitted });
+    }
+    let sets = files::set_copies(&site, &prepared.bundle)?;
+    Ok(Content::new(prepared, sets))
 }
 
 /// Accept connections on `listener` until `shutdown`, then drain.
