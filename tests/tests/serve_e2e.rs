@@ -919,3 +919,59 @@ fn serve_refuses_a_delta_bundle_before_listening() {
         "{err}"
     );
 }
+
+/// Peak resident memory of `pid`, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn serve_memory_stays_flat_while_four_clients_read_every_blob() {
+    let w = Work::new();
+    common::big_layout(&w.path("big"), 4, 24 << 20, 11);
+    let spec = format!(
+        "metadata: {{name: big, version: '1'}}\nspec:\n  channel: stable\n  sequence: 1\n  images:\n    - {{source: \"oci:{}:1.0\", name: docker.io/atp/big:1.0}}\n",
+        w.path("big").display()
+    );
+    std::fs::write(w.path("big.yaml"), spec).unwrap();
+    assert_ok(
+        &w.bundler(&[
+            "create", "--spec", "big.yaml", "--key", "k.key", "--output", "big.tar",
+        ]),
+        "create",
+    );
+    let serve = Serve::start(&w, "big.tar", &[]);
+    let m = req(serve.port, "GET", "/v2/docker.io/atp/big/manifests/1.0");
+    let v: serde_json::Value = serde_json::from_slice(&m.body).unwrap();
+    let layers: Vec<String> = v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect();
+    let readers: Vec<_> = (0..4)
+        .map(|i| {
+            let (port, layers) = (serve.port, layers.clone());
+            std::thread::spawn(move || {
+                // Each client reads every blob, starting at a different one.
+                for k in 0..layers.len() {
+                    let d = &layers[(i + k) % layers.len()];
+                    let r = req(port, "GET", &format!("/v2/docker.io/atp/big/blobs/{d}"));
+                    assert!(r.status == 200 && r.complete(), "{d}");
+                    assert_eq!(&atp_bundle::Digest::of(&r.body).to_string(), d);
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.join().unwrap();
+    }
+    // 96 MiB of layers, 384 MiB sent: the server stays far below either.
+    let peak = peak_rss_kib(serve.child.id());
+    assert!(peak < 64 << 10, "peak RSS {peak} KiB");
+}
