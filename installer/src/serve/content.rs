@@ -14,6 +14,7 @@ use atp_bundle::media::BundleInput;
 use atp_bundle::verify::BlobLocation;
 use atp_bundle::Digest;
 use atp_registry::copy::ImageCopy;
+use bytes::Bytes;
 
 use crate::prepare::Prepared;
 
@@ -22,7 +23,7 @@ use crate::prepare::Prepared;
 pub struct Manifest {
     pub media_type: String,
     pub digest: Digest,
-    pub bytes: Arc<Vec<u8>>,
+    pub bytes: Bytes,
 }
 
 /// One repository's tags, manifests and blobs.
@@ -58,7 +59,7 @@ impl Content {
                     .or_insert_with(|| Manifest {
                         media_type: desc.media_type.clone(),
                         digest: desc.digest.clone(),
-                        bytes: Arc::new(bytes.clone()),
+                        bytes: Bytes::from(bytes.clone()),
                     });
             }
             repo.blobs.extend(img.blobs.iter().map(|(d, _)| d.clone()));

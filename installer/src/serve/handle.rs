@@ -160,7 +160,7 @@ fn answer(content: &Content, req: &Request<Incoming>) -> Reply {
                         (digest_header(), m.digest.to_string()),
                         (header::ETAG, format!("\"{}\"", m.digest)),
                     ],
-                    body: Bytes::from(m.bytes.as_ref().clone()),
+                    body: m.bytes.clone(),
                 },
                 None => error(
                     StatusCode::NOT_FOUND,
@@ -178,7 +178,7 @@ fn answer(content: &Content, req: &Request<Incoming>) -> Reply {
                         (header::CONTENT_LENGTH, m.bytes.len().to_string()),
                         (digest_header(), m.digest.to_string()),
                     ],
-                    body: Bytes::from(m.bytes.as_ref().clone()),
+                    body: m.bytes.clone(),
                 };
             }
             let Some(loc) = content.blob(repo, &digest) else {

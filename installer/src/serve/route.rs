@@ -35,8 +35,7 @@ pub enum Reference {
 /// Why a path is not a route; each maps to an OCI error code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BadPath {
-    /// Not under `/v2/`, or no known route (404, `NOT_FOUND`... as
-    /// `NAME_UNKNOWN`, which clients understand).
+    /// Not under `/v2/`, or no known route: 404 `NOT_FOUND`.
     NotFound,
     /// `NAME_INVALID` (400).
     Name(String),
