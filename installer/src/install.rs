@@ -45,6 +45,8 @@ pub struct InstallSummary {
     pub rendered: Option<std::path::PathBuf>,
     pub objects: Vec<String>,
     pub applied: bool,
+    /// The secrets the render generated (none without credentials or a CA).
+    pub secrets: Vec<crate::render::GeneratedSecret>,
     /// What `--model-cache-dir` and `--files-to-registry` did.
     pub model_files: crate::files::FilesOutcome,
     pub result: String,
@@ -213,7 +215,8 @@ async fn run(
     .await?;
 
     // 5. Render and gate.
-    let (rendered, objects, applied) = render_and_apply(opts, state, &prepared, &client).await?;
+    let (rendered, objects, applied, secrets) =
+        render_and_apply(opts, state, &prepared, &client).await?;
     // 5a. Keep a digest-pinned copy in the state dir, for rollback.
     let kept_render = rendered
         .as_deref()
@@ -240,6 +243,7 @@ async fn run(
         rendered,
         objects,
         applied,
+        secrets,
         model_files,
         result: "success".into(),
         started: fmt(started),
@@ -285,13 +289,21 @@ async fn run(
 
 /// Render the overlay (into `--render-to` or the state dir), gate it
 /// against the registry, and apply it when asked. Returns the rendered
-/// file, its objects, and whether it was applied.
+/// file, its objects, whether it was applied, and the secrets it generated.
 async fn render_and_apply(
     opts: &InstallOptions,
     state: &StateDir,
     prepared: &Prepared,
     client: &atp_registry::Client,
-) -> Result<(Option<std::path::PathBuf>, Vec<String>, bool), InstallError> {
+) -> Result<
+    (
+        Option<std::path::PathBuf>,
+        Vec<String>,
+        bool,
+        Vec<crate::render::GeneratedSecret>,
+    ),
+    InstallError,
+> {
     let out_dir = opts.render_to.clone().unwrap_or_else(|| {
         state
             .root()
@@ -302,7 +314,7 @@ async fn render_and_apply(
         adopt_state_render_dir(&out_dir)?;
     }
     let Some(rendered) = prepared.render_overlay(&opts.site, &out_dir)? else {
-        return Ok((None, Vec::new(), false));
+        return Ok((None, Vec::new(), false, Vec::new()));
     };
     let offences = gate::check(
         &rendered.yaml,
@@ -325,7 +337,7 @@ async fn render_and_apply(
             .expect("apply task panicked")?;
         applied = true;
     }
-    Ok((Some(rendered.path), objects, applied))
+    Ok((Some(rendered.path), objects, applied, rendered.secrets))
 }
 
 /// The render dir inside the state dir is the installer's own, whoever made

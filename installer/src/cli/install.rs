@@ -168,6 +168,14 @@ pub fn install(a: InstallArgs, quiet: bool) -> Result<i32> {
             summary.objects.len()
         );
     }
+    if summary.rendered.is_some() {
+        if summary.secrets.is_empty() {
+            println!("secrets: none generated (no --username, no --registry-ca)");
+        }
+        for s in &summary.secrets {
+            println!("secret {} generated: {}", s.name, s.holds);
+        }
+    }
     if summary.applied {
         println!("applied and rolled out");
     }

@@ -2,8 +2,9 @@
 //! tree, write a kustomization of our own on top of it that rewrites every
 //! image spelling (in containers and in the bundle's `imageFields` of custom
 //! resources) to `REGISTRY/repo@sha256:...`, generates the `registry-certs`
-//! and `atp-registry-pull` secrets and wires the pull secret into every pod
-//! template, then run `kubectl kustomize` into `rendered.yaml`.
+//! secret when there is a CA to put in it and the `atp-registry-pull` secret
+//! (wired into every pod template) when there are credentials, then run
+//! `kubectl kustomize` into `rendered.yaml`.
 //!
 //! Everything is written into a fresh folder beside the render dir, which is
 //! then renamed into place. An existing render dir is replaced only when it
@@ -67,6 +68,21 @@ pub struct Rendered {
     /// The custom-resource image fields the render rewrote: the air-gap
     /// gate must check them too.
     pub image_fields: Vec<ExtraField>,
+    /// The secrets the render generated, and why (never their content).
+    pub secrets: Vec<GeneratedSecret>,
+}
+
+/// The name of the secret holding the site registry's CA (`ca.crt`).
+pub const CERTS_SECRET: &str = "registry-certs";
+/// The name of the pull secret for the site registry.
+pub const PULL_SECRET: &str = "atp-registry-pull";
+
+/// A secret the render generated.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GeneratedSecret {
+    pub name: &'static str,
+    /// What is in it, or why it was generated though empty.
+    pub holds: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -299,33 +315,50 @@ fn render_into(req: &RenderRequest<'_>, dir: &Path) -> Result<Rendered, RenderEr
         })
         .collect();
 
-    // Secret material, 0600.
+    // Secret material, 0600: each secret only when there is something to
+    // put in it.
     let secrets = dir.join("secrets");
-    std::fs::create_dir_all(&secrets).map_err(io(&secrets))?;
-    let mut auths = serde_json::Map::new();
+    let mut generated = Vec::new();
     if let Some((u, p)) = req.credentials {
+        std::fs::create_dir_all(&secrets).map_err(io(&secrets))?;
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-        auths.insert(
-            req.registry.to_string(),
-            serde_json::json!({ "auth": auth }),
-        );
+        let dockerconfig = serde_json::to_vec(&serde_json::json!({
+            "auths": { req.registry: { "auth": auth } }
+        }))
+        .expect("json");
+        let dc_path = secrets.join("dockerconfig.json");
+        write_atomic(&dc_path, &dockerconfig, 0o600).map_err(io(&dc_path))?;
+        generated.push(GeneratedSecret {
+            name: PULL_SECRET,
+            holds: format!("the credentials of {u} for {}", req.registry),
+        });
     }
-    let dockerconfig = serde_json::to_vec(&serde_json::json!({ "auths": auths })).expect("json");
-    let dc_path = secrets.join("dockerconfig.json");
-    write_atomic(&dc_path, &dockerconfig, 0o600).map_err(io(&dc_path))?;
-    let ca_path = secrets.join("ca.crt");
     let ca = match req.registry_ca {
-        Some(p) => std::fs::read(p).map_err(io(p))?,
-        None => Vec::new(),
+        Some(p) => Some((std::fs::read(p).map_err(io(p))?, format!("the CA {}", p.display()))),
+        // A bundle made before the overlay marked the mount optional: the
+        // pods would not start without the secret, so it is made, empty.
+        None if mounts_secret_required(&objects, CERTS_SECRET) => Some((
+            Vec::new(),
+            "nothing (no --registry-ca), made because the overlay mounts it and does not mark it optional".into(),
+        )),
+        None => None,
     };
-    write_atomic(&ca_path, &ca, 0o644).map_err(io(&ca_path))?;
+    if let Some((ca, holds)) = ca {
+        std::fs::create_dir_all(&secrets).map_err(io(&secrets))?;
+        let ca_path = secrets.join("ca.crt");
+        write_atomic(&ca_path, &ca, 0o644).map_err(io(&ca_path))?;
+        generated.push(GeneratedSecret {
+            name: CERTS_SECRET,
+            holds,
+        });
+    }
 
     if !req.image_fields.is_empty() {
         let c_path = dir.join(IMAGE_FIELDS);
         let c = image_field_config(req.image_fields);
         write_atomic(&c_path, c.as_bytes(), 0o644).map_err(io(&c_path))?;
     }
-    let k = kustomization(req, &rewrites, &namespace, &kinds);
+    let k = kustomization(req, &rewrites, &namespace, &kinds, &generated);
     let k_path = dir.join("kustomization.yaml");
     write_atomic(&k_path, k.as_bytes(), 0o644).map_err(io(&k_path))?;
 
@@ -338,6 +371,22 @@ fn render_into(req: &RenderRequest<'_>, dir: &Path) -> Result<Rendered, RenderEr
         objects: rendered_objects.iter().map(|o| o.reference()).collect(),
         yaml,
         image_fields: req.image_fields.to_vec(),
+        secrets: generated,
+    })
+}
+
+/// Does a pod template of `objects` mount the secret `name` as a volume
+/// without `optional: true`?
+fn mounts_secret_required(objects: &[kustomize::Object], name: &str) -> bool {
+    objects.iter().any(|o| {
+        let volumes = &o.value["spec"]["template"]["spec"]["volumes"];
+        volumes.as_array().is_some_and(|vs| {
+            vs.iter().any(|v| {
+                let secret = &v["secret"];
+                secret["secretName"].as_str() == Some(name)
+                    && secret["optional"].as_bool() != Some(true)
+            })
+        })
     })
 }
 

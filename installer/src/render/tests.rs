@@ -1,5 +1,5 @@
 //! Unit tests of the render: image matching, custom-resource image fields,
-//! the render dir's safety, unpacking.
+//! the generated secrets, the render dir's safety, unpacking.
 
 use super::*;
 
@@ -232,4 +232,129 @@ fn unpack_refuses_path_tricks() {
     let err = unpack(&bytes, &dir.path().join("t")).unwrap_err();
     assert!(matches!(err, RenderError::UnsafePath { .. }), "{err}");
     assert!(!dir.path().join("evil.y").exists());
+}
+
+/// A tree whose Deployment mounts `registry-certs`, `optional` as given.
+fn tree_mounting_certs(optional: bool) -> Vec<u8> {
+    let app = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app, namespace: ns}}\nspec:\n  template:\n    spec:\n      containers: [{{name: a, image: 'atp/app:1'}}]\n      volumes: [{{name: c, secret: {{secretName: registry-certs, optional: {optional}}}}}]\n"
+    );
+    let files = [
+        (
+            "o/kustomization.yaml",
+            "resources: [app.yaml]\n".to_string(),
+        ),
+        ("o/app.yaml", app),
+    ];
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, body) in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, path, body.as_bytes()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn render_secrets(
+    out: &Path,
+    tar: &[u8],
+    ca: Option<&Path>,
+    credentials: Option<(&str, &str)>,
+) -> Rendered {
+    let images = placed();
+    render(&RenderRequest {
+        kustomize_tar: tar,
+        overlay: "o",
+        images: &images,
+        registry: "reg:5000",
+        registry_ca: ca,
+        credentials,
+        image_fields: &[],
+        out_dir: out,
+    })
+    .unwrap()
+}
+
+fn secret_names(r: &Rendered) -> Vec<&'static str> {
+    r.secrets.iter().map(|s| s.name).collect()
+}
+
+/// Secret objects in a rendered YAML, by name.
+fn rendered_secrets(yaml: &str) -> Vec<String> {
+    let objects = kustomize::parse_objects(yaml, Path::new(".")).unwrap();
+    objects
+        .iter()
+        .filter(|o| o.kind() == "Secret")
+        .map(|o| o.value["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn no_credentials_and_no_ca_generate_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let r = render_secrets(&out, &tree_tar(), None, None);
+    assert!(r.secrets.is_empty(), "{:?}", r.secrets);
+    assert!(rendered_secrets(&r.yaml).is_empty(), "{}", r.yaml);
+    assert!(!r.yaml.contains("imagePullSecrets"), "{}", r.yaml);
+    assert!(!out.join("secrets").exists());
+    let k = std::fs::read_to_string(out.join("kustomization.yaml")).unwrap();
+    assert!(!k.contains("secretGenerator"), "{k}");
+}
+
+#[test]
+fn each_secret_is_generated_only_with_something_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+
+    let r = render_secrets(&dir.path().join("a"), &tree_tar(), Some(&ca), None);
+    assert_eq!(secret_names(&r), [CERTS_SECRET]);
+    assert_eq!(rendered_secrets(&r.yaml), [CERTS_SECRET]);
+    assert!(!r.yaml.contains("imagePullSecrets"), "{}", r.yaml);
+    assert_eq!(
+        std::fs::read(dir.path().join("a/secrets/ca.crt")).unwrap(),
+        std::fs::read(&ca).unwrap()
+    );
+
+    let r = render_secrets(
+        &dir.path().join("b"),
+        &tree_tar(),
+        None,
+        Some(("puller", "s3cr3t")),
+    );
+    assert_eq!(secret_names(&r), [PULL_SECRET]);
+    assert_eq!(rendered_secrets(&r.yaml), [PULL_SECRET]);
+    assert!(r.yaml.contains("imagePullSecrets"), "{}", r.yaml);
+    assert!(r.secrets[0].holds.contains("puller"), "{:?}", r.secrets);
+    assert!(!r.secrets[0].holds.contains("s3cr3t"), "{:?}", r.secrets);
+    assert!(!dir.path().join("b/secrets/ca.crt").exists());
+}
+
+#[test]
+fn an_overlay_mounting_registry_certs_unconditionally_still_gets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Marked optional: nothing to generate.
+    let r = render_secrets(
+        &dir.path().join("a"),
+        &tree_mounting_certs(true),
+        None,
+        None,
+    );
+    assert!(r.secrets.is_empty(), "{:?}", r.secrets);
+    // Not optional (a bundle from before): the pods need it to start.
+    let r = render_secrets(
+        &dir.path().join("b"),
+        &tree_mounting_certs(false),
+        None,
+        None,
+    );
+    assert_eq!(secret_names(&r), [CERTS_SECRET]);
+    assert!(r.secrets[0].holds.contains("does not mark it optional"));
+    assert_eq!(rendered_secrets(&r.yaml), [CERTS_SECRET]);
 }

@@ -30,6 +30,7 @@ pub(super) fn kustomization(
     rewrites: &BTreeMap<String, &PlacedImage>,
     namespace: &str,
     kinds: &std::collections::BTreeSet<String>,
+    secrets: &[GeneratedSecret],
 ) -> String {
     use std::fmt::Write;
     let mut k = String::new();
@@ -51,19 +52,31 @@ pub(super) fn kustomization(
             );
         }
     }
-    k.push_str("generatorOptions:\n  disableNameSuffixHash: true\n");
-    let _ = writeln!(
-        k,
-        "secretGenerator:\n- name: registry-certs\n  namespace: {ns}\n  files:\n  - ca.crt=secrets/ca.crt\n- name: atp-registry-pull\n  namespace: {ns}\n  type: kubernetes.io/dockerconfigjson\n  files:\n  - .dockerconfigjson=secrets/dockerconfig.json",
-        ns = yaml_str(namespace)
-    );
-    if !kinds.is_empty() {
+    let has = |name: &str| secrets.iter().any(|s| s.name == name);
+    if !secrets.is_empty() {
+        k.push_str("generatorOptions:\n  disableNameSuffixHash: true\nsecretGenerator:\n");
+    }
+    let ns = yaml_str(namespace);
+    if has(CERTS_SECRET) {
+        let _ = writeln!(
+            k,
+            "- name: {CERTS_SECRET}\n  namespace: {ns}\n  files:\n  - ca.crt=secrets/ca.crt"
+        );
+    }
+    let pull = has(PULL_SECRET);
+    if pull {
+        let _ = writeln!(
+            k,
+            "- name: {PULL_SECRET}\n  namespace: {ns}\n  type: kubernetes.io/dockerconfigjson\n  files:\n  - .dockerconfigjson=secrets/dockerconfig.json"
+        );
+    }
+    if pull && !kinds.is_empty() {
         k.push_str("patches:\n");
         for kind in kinds {
             let api = if kind == "Job" { "batch/v1" } else { "apps/v1" };
             let _ = writeln!(
                 k,
-                "- target:\n    kind: {kind}\n  patch: |-\n    apiVersion: {api}\n    kind: {kind}\n    metadata:\n      name: any\n    spec:\n      template:\n        spec:\n          imagePullSecrets:\n          - name: atp-registry-pull"
+                "- target:\n    kind: {kind}\n  patch: |-\n    apiVersion: {api}\n    kind: {kind}\n    metadata:\n      name: any\n    spec:\n      template:\n        spec:\n          imagePullSecrets:\n          - name: {PULL_SECRET}"
             );
         }
     }
