@@ -760,3 +760,59 @@ fn a_model_cache_dir_too_small_for_the_bundles_files_is_caught() {
         "simulate with room for the model cache",
     );
 }
+
+/// Issue 22, item 7: `simulate --apply` without `--kubeconfig` skipped the
+/// cluster check, while `install --apply` uses kubectl's default kubeconfig.
+/// Both now talk to the same cluster, the same way.
+#[test]
+fn simulate_apply_without_a_kubeconfig_checks_the_cluster_install_would_apply_to() {
+    let reg = Registry::plain();
+    let w = Work::new();
+    assert_ok(&w.create_demo("b.tar", &[]), "create");
+    // A stand-in kubectl that records its arguments: the real one for
+    // kustomize and its client version, a cluster that answers otherwise.
+    let log = w.path("kubectl.log");
+    let kubectl = w.path("kubectl");
+    std::fs::write(
+        &kubectl,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {log}\ncase \"$*\" in\n  kustomize*|*--client*) exec {real} \"$@\";;\n  *version*) echo '{{}}';;\nesac\nexit 0\n",
+            log = log.display(),
+            real = which_kubectl()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&kubectl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = w
+        .simulate("b.tar")
+        .registry(&reg)
+        .env("ATP_KUBECTL", &kubectl)
+        .args(["--json", "--apply"])
+        .output();
+    assert_ok(&out, "simulate --apply");
+    let v = json(&out);
+    assert_eq!(v["cluster"]["checked"], true, "{v:#}");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let simulated: Vec<&str> = calls.lines().filter(|l| l.contains("apply ")).collect();
+    assert_eq!(simulated.len(), 1, "{calls}");
+    assert!(
+        simulated[0]
+            .starts_with("apply --server-side --field-manager=atp-installer --dry-run=server -f "),
+        "{}",
+        simulated[0]
+    );
+
+    std::fs::remove_file(&log).unwrap();
+    let out = w
+        .install("b.tar")
+        .registry(&reg)
+        .env("ATP_KUBECTL", &kubectl)
+        .args(["--json", "--apply"])
+        .output();
+    assert_ok(&out, "install --apply");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let applied: Vec<&str> = calls.lines().filter(|l| l.starts_with("apply ")).collect();
+    assert!(!applied.is_empty(), "{calls}");
+    // Neither names a kubeconfig: both use kubectl's own default.
+    assert!(!calls.contains("--kubeconfig"), "{calls}");
+}

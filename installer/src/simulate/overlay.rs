@@ -78,7 +78,8 @@ pub(super) async fn overlay_checks(
     measure(dir)
 }
 
-/// Server-side dry run, when the install would apply and a kubeconfig is given.
+/// Server-side dry run, when the install would apply: against the cluster
+/// install would apply to (`--kubeconfig`, else kubectl's own default).
 pub(super) fn cluster_check(opts: &InstallOptions, rendered: &Path, sim: &mut Simulation) {
     let Some(a) = &opts.apply else {
         sim.cluster.skipped = Some(
@@ -86,14 +87,12 @@ pub(super) fn cluster_check(opts: &InstallOptions, rendered: &Path, sim: &mut Si
         );
         return;
     };
-    let Some(kubeconfig) = &a.kubeconfig else {
-        sim.cluster.skipped = Some(
-            "no --kubeconfig given; pass one to check the cluster with a server-side dry run"
-                .into(),
-        );
-        return;
+    let kubeconfig = match &a.kubeconfig {
+        Some(k) => k.display().to_string(),
+        None => "kubectl's default kubeconfig (KUBECONFIG or ~/.kube/config)".into(),
     };
-    let kubectl = || atp_bundle::kubectl::cluster_command(Some(kubeconfig), a.context.as_deref());
+    let kubectl =
+        || atp_bundle::kubectl::cluster_command(a.kubeconfig.as_deref(), a.context.as_deref());
     let reach = kubectl()
         .args(["version", "-o", "json", "--request-timeout=10s"])
         .output();
@@ -102,7 +101,7 @@ pub(super) fn cluster_check(opts: &InstallOptions, rendered: &Path, sim: &mut Si
         Ok(o) => {
             sim.cluster.skipped = Some(format!(
                 "the cluster in {} is not reachable: {}",
-                kubeconfig.display(),
+                kubeconfig,
                 String::from_utf8_lossy(&o.stderr).trim()
             ));
             return;
