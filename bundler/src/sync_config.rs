@@ -93,7 +93,8 @@ pub struct Overrides {
     pub images: Vec<String>,
     pub source_registry: Option<String>,
     pub target_registry: Option<String>,
-    /// Added to the file's `plainHttp: true` registries.
+    /// Added to the file's `plainHttp: true` registries; an empty entry is
+    /// the target registry.
     pub plain_http: Vec<String>,
     pub target_ca: Option<PathBuf>,
     pub target_credentials: Option<Credentials>,
@@ -248,7 +249,7 @@ pub fn resolve_options(
             invalid(
                 "target.registry",
                 "no target registry".into(),
-                "pass --target-registry HOST[:PORT] or set target.registry in the config",
+                "pass --registry HOST[:PORT] or set target.registry in the config",
             )
         })?;
     let source_registry = o.source_registry.or_else(|| c.source.registry.clone());
@@ -301,6 +302,12 @@ pub fn resolve_options(
         registries.insert(host.clone(), entry);
     }
     for host in &o.plain_http {
+        // `--plain-http` without a host means the site registry.
+        let host = if host.is_empty() {
+            &target_registry
+        } else {
+            host
+        };
         registries.entry(host.clone()).or_default().plain_http = true;
     }
     if let Some(ca) = o.target_ca {
@@ -488,6 +495,6 @@ mod tests {
         let err = resolve_options(None, Overrides::default())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("--target-registry"), "{err}");
+        assert!(err.contains("--registry HOST"), "{err}");
     }
 }

@@ -375,7 +375,7 @@ fn nothing_to_sync_and_a_missing_target_are_refused_with_hints() {
     assert!(text(&o).contains("hint:"), "{}", text(&o));
     let o = w.bundler(&["sync", "--image", "atp/router:1.4.0"]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("--target-registry"), "{}", text(&o));
+    assert!(text(&o).contains("--registry HOST"), "{}", text(&o));
 }
 
 #[test]
@@ -533,10 +533,10 @@ fn the_shipped_sample_config_dry_runs_against_the_demo_without_credentials() {
             &s,
             "--plain-http",
             &s,
-            "--target-registry",
+            // The site registry as install spells it (issue 22, item 6).
+            "--registry",
             &t,
             "--plain-http",
-            &t,
             "--dry-run",
             "--json",
         ])
@@ -548,4 +548,33 @@ fn the_shipped_sample_config_dry_runs_against_the_demo_without_credentials() {
     let v = json(&o);
     assert_eq!(v["dry_run"], true);
     assert!(!v["images"].as_array().unwrap().is_empty(), "{v:#}");
+}
+
+/// Issue 22, item 6: sync spells the site registry's flags as install does;
+/// the `--target-*` spellings still work and are not shown.
+#[test]
+fn sync_names_the_site_registry_as_install_does_and_hides_the_old_spellings() {
+    let w = Work::new();
+    let help = String::from_utf8_lossy(&w.bundler(&["sync", "--help"]).stdout).into_owned();
+    for flag in [
+        "--registry <",
+        "--registry-ca",
+        "--username",
+        "--password-stdin",
+        "--plain-http",
+    ] {
+        assert!(help.contains(flag), "{flag} missing:\n{help}");
+    }
+    assert!(!help.contains("--target-"), "{help}");
+    let installer =
+        String::from_utf8_lossy(&w.installer(&["install", "--help"]).stdout).into_owned();
+    for flag in [
+        "--registry <",
+        "--registry-ca",
+        "--username",
+        "--password-stdin",
+        "--plain-http",
+    ] {
+        assert!(installer.contains(flag), "install has no {flag}");
+    }
 }

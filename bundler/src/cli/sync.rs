@@ -17,15 +17,15 @@ use clap::Args;
 pub const VOCABULARY: Vocabulary = &[
     (
         "`ca_file`",
-        "--target-ca (or registries.<host>.ca in the --config file)",
+        "--registry-ca for the site registry (or registries.<host>.ca in the --config file)",
     ),
     (
         "`plain_http`",
-        "--plain-http HOST (or registries.<host>.plainHttp in the --config file)",
+        "--plain-http (the site registry) or --plain-http HOST (or registries.<host>.plainHttp in the --config file)",
     ),
     (
         "`credentials`",
-        "--target-username with --target-password-stdin (or registries.<host>.credentials in the --config file)",
+        "--username with --password-stdin for the site registry (or registries.<host>.credentials in the --config file)",
     ),
 ];
 
@@ -47,20 +47,40 @@ pub struct SyncArgs {
     /// The registry serving unqualified and docker.io names (a Docker Hub mirror).
     #[arg(long, value_name = "HOST[:PORT]")]
     source_registry: Option<String>,
-    /// The site registry.
-    #[arg(long, value_name = "HOST[:PORT]")]
+    // The site registry's flags are spelled as install spells them; the
+    // `--target-*` spellings of earlier releases stay as hidden aliases.
+    /// The site registry (the target).
+    #[arg(
+        long = "registry",
+        alias = "target-registry",
+        value_name = "HOST[:PORT]"
+    )]
     target_registry: Option<String>,
-    /// A registry that speaks plain HTTP (repeatable). Only these hosts get plain HTTP.
-    #[arg(long = "plain-http", value_name = "HOST[:PORT]")]
+    /// Plain HTTP: alone, for the site registry (as install's --plain-http); with HOST, for that registry (repeatable). Only these get plain HTTP.
+    #[arg(
+        long = "plain-http",
+        value_name = "HOST[:PORT]",
+        num_args = 0..=1,
+        default_missing_value = ""
+    )]
     plain_http: Vec<String>,
-    /// CA certificate of the target registry.
-    #[arg(long, value_name = "CA.crt")]
+    /// CA certificate of the site registry.
+    #[arg(long = "registry-ca", alias = "target-ca", value_name = "CA.crt")]
     target_ca: Option<PathBuf>,
-    /// User name for the target registry (the password comes from --target-password-stdin).
-    #[arg(long, value_name = "U", requires = "target_password_stdin")]
+    /// User name for the site registry (the password comes from --password-stdin).
+    #[arg(
+        long = "username",
+        alias = "target-username",
+        value_name = "U",
+        requires = "target_password_stdin"
+    )]
     target_username: Option<String>,
-    /// Read the target registry password from standard input.
-    #[arg(long, requires = "target_username")]
+    /// Read the site registry's password from standard input.
+    #[arg(
+        long = "password-stdin",
+        alias = "target-password-stdin",
+        requires = "target_username"
+    )]
     target_password_stdin: bool,
     #[command(flatten)]
     mapping: MappingArgs,
@@ -85,7 +105,7 @@ pub fn run(a: SyncArgs, quiet: bool) -> Result<()> {
     let target_credentials = match a.target_username {
         Some(u) => Some(Credentials::new(
             u,
-            atp_cli::password::from_stdin("--target-password-stdin")?,
+            atp_cli::password::from_stdin("--password-stdin")?,
         )),
         None => None,
     };
