@@ -111,7 +111,7 @@ impl VolumeStatus {
                 "volume {name}: truncated: {found} bytes, volumes.json records {expected}"
             ),
             VolumeStatus::Foreign => format!(
-                "volume {name}: foreign: none of its content is this bundle's (another bundle's volume, or volumes swapped)"
+                "volume {name}: foreign: most of its content is not this bundle's (another bundle's volume, or volumes swapped)"
             ),
             VolumeStatus::Corrupt {
                 first_bad,
@@ -146,7 +146,10 @@ pub fn classify(
     let matching = (0..compared)
         .filter(|&i| chunks.get(i) == entry.chunks.get(i))
         .count();
-    if matching == 0 && compared >= 2 {
+    // Two bundles of the same images share content, so another bundle's
+    // volume may match a chunk or two by position: foreign when fewer than
+    // half its chunks are ours (a damaged volume keeps most of them).
+    if compared >= 2 && matching * 2 < compared {
         return VolumeStatus::Foreign;
     }
     VolumeStatus::Corrupt {
@@ -344,6 +347,11 @@ mod tests {
         );
         let other: Vec<u8> = data.iter().map(|b| b.wrapping_add(1)).collect();
         assert_eq!(judge(&other), VolumeStatus::Foreign);
+        // Another bundle's volume that shares one chunk of ten with ours (the
+        // same image layer at the same offset) is still foreign.
+        let mut sharing = other.clone();
+        sharing[..4096].copy_from_slice(&data[..4096]);
+        assert_eq!(judge(&sharing), VolumeStatus::Foreign);
     }
 
     #[test]
