@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: all build deps demo test lint unit bench fmt clean
+.PHONY: all build deps demo test lint unit bench fmt generated clean
 
 all: build
 
@@ -28,6 +28,11 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## make generated: shell completions (docs/completions) and man pages (docs/man)
+## from the CLI definitions; `make test` fails while the committed ones are stale.
+generated:
+	ATP_WRITE_GENERATED=1 $(CARGO) test -q -p atp-bundler -p atp-installer --bins completions_and_man_pages_are_current
 
 ## make bench: release build, side by side with skopeo; writes docs/PERFORMANCE.md
 bench: deps

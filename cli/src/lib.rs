@@ -2,13 +2,15 @@
 //! libraries must never see: terminal progress and logging ([`ui`]), the
 //! error printer ([`report`]), passwords read from standard input
 //! ([`password`]), the repository-mapping flags and mapping-file loader
-//! ([`mapping`]), and the flag groups and help texts both commands use
-//! ([`args`]).
+//! ([`mapping`]), the flag groups and help texts both commands use
+//! ([`args`]), and the completions and man pages generated from them
+//! ([`generated`]).
 //!
 //! Used only by the binaries: no library crate of the workspace depends on
 //! it, so clap and indicatif stay out of them.
 
 pub mod args;
+pub mod generated;
 pub mod mapping;
 pub mod password;
 pub mod report;

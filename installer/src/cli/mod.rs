@@ -42,6 +42,12 @@ mod tests {
     }
 
     #[test]
+    fn completions_and_man_pages_are_current() {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+        atp_cli::generated::check_or_write(crate::Cli::command(), &docs);
+    }
+
+    #[test]
     fn help_names_the_environment_variables() {
         let help = crate::Cli::command().render_long_help().to_string();
         for var in [
