@@ -881,6 +881,42 @@ fn serve_file_sets_as_the_artifacts_install_would_push() {
         got += 1;
     }
     assert_eq!(got, 2);
+
+    // The real ORAS client (the `oras` PyPI package in the repo venv) pulls
+    // the set from serve and writes both files with their bytes.
+    let out_dir = w.path("oras-out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let script = "import sys, oras.client\n\
+        c = oras.client.OrasClient(hostname=sys.argv[1], insecure=True)\n\
+        files = c.pull(target=sys.argv[2], outdir=sys.argv[3])\n\
+        print(len(files))\n";
+    let py = common::repo_root().join(".venv/bin/python");
+    assert!(
+        py.is_file(),
+        "{}: run scripts/install-deps.sh",
+        py.display()
+    );
+    let host = format!("127.0.0.1:{p}");
+    let target = format!("{host}/{repo}:1.0.1");
+    let out = std::process::Command::new(py)
+        .args(["-c", script, &host, &target, out_dir.to_str().unwrap()])
+        .env("DOCKER_CONFIG", w.path("docker"))
+        .output()
+        .unwrap();
+    assert_ok(&out, "oras pull from serve");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "2",
+        "{}",
+        common::text(&out)
+    );
+    for rel in ["config.json", "llm/w.bin"] {
+        assert_eq!(
+            std::fs::read(out_dir.join(rel)).unwrap(),
+            std::fs::read(models.join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
 }
 
 #[test]
