@@ -1,16 +1,22 @@
 //! Every shell block in docs/guide.md that needs no cluster runs against the
 //! current binaries, in document order, in one sandbox: unmarked blocks and
 //! `<!-- needs: bundle -->` blocks (which only need the key and bundle that
-//! earlier blocks made). Blocks marked `<!-- needs: cluster -->`, and the few
-//! that name the example site registry `registry.site.example`, are listed
-//! and counted but not run: no Kubernetes API server or site registry exists
-//! here, and the guide says so.
+//! earlier blocks made). Those that name the example site registry
+//! `registry.site.example:5000` run against a harness registry (TLS, basic
+//! auth) put in its place, with its CA and user, and a state dir in the
+//! sandbox, so the documented flags cannot drift. Blocks marked
+//! `<!-- needs: cluster -->` are listed and counted but not run: no
+//! Kubernetes API server exists here, and the guide says so.
 
 mod common;
 
 use std::process::Command;
 
+use atp_testkit::{Auth, Registry, RegistryOptions};
 use common::*;
+
+/// The site registry the guide's examples name.
+const SITE_REGISTRY: &str = "registry.site.example:5000";
 
 struct Block {
     line: usize,
@@ -69,20 +75,48 @@ fn the_guides_commands_work_against_the_current_code() {
         bins.parent().unwrap().display(),
         std::env::var("PATH").unwrap()
     );
-    let (mut ran, mut skipped) = (Vec::new(), Vec::new());
+    let site = Registry::start(RegistryOptions {
+        auth: Auth::Basic,
+        tls: true,
+        ..Default::default()
+    })
+    .expect("starting the site registry");
+    let (user, password) = site.credentials().unwrap();
+    // `~` of those blocks: local disk, outside the bundle's folder.
+    let home = tempfile::tempdir().unwrap();
+    let ca = site.ca_cert_path().unwrap();
+    let (mut ran, mut skipped, mut on_site) = (Vec::new(), Vec::new(), Vec::new());
     for b in &blocks {
-        let runnable = match b.marker.as_deref() {
-            None | Some("bundle") => !b.body.contains("registry.site.example"),
-            Some(_) => false,
-        };
+        let runnable = matches!(b.marker.as_deref(), None | Some("bundle"));
         if !runnable {
             skipped.push(b.line);
             continue;
         }
+        let body = if b.body.contains(SITE_REGISTRY) {
+            on_site.push(b.line);
+            // The harness registry, its CA and user in the example's place;
+            // install's and simulate's state dir in the sandbox, not /var/lib.
+            format!(
+                "atp-installer() {{ case \"$1\" in install|simulate) command atp-installer \"$@\" --state-dir \"$PWD/state\";; *) command atp-installer \"$@\";; esac; }}\n{}",
+                b.body
+                    .replace(SITE_REGISTRY, &site.host())
+                    .replace("/etc/pki/site-ca.crt", ca.to_str().unwrap())
+                    .replace("--username atp-push", &format!("--username {user}"))
+            )
+        } else {
+            b.body.clone()
+        };
+        assert!(
+            !body.contains("registry.site.example"),
+            "docs/guide.md:{} names the example registry other than as {SITE_REGISTRY}",
+            b.line
+        );
         let out = Command::new("bash")
-            .args(["-euo", "pipefail", "-c", &b.body])
+            .args(["-euo", "pipefail", "-c", &body])
             .current_dir(sandbox.path())
             .env("PATH", &path)
+            .env("REGISTRY_PASSWORD", &password)
+            .env("HOME", home.path())
             .env_remove("RUST_LOG")
             .output()
             .unwrap();
@@ -108,4 +142,10 @@ fn the_guides_commands_work_against_the_current_code() {
         );
     }
     assert!(ran.len() >= 5, "ran {ran:?}, skipped {skipped:?}");
+    // install, simulate and mirrors ran against the site registry.
+    assert!(on_site.len() >= 3, "against the site registry: {on_site:?}");
+    assert!(
+        sandbox.path().join("rendered/rendered.yaml").is_file(),
+        "the guide's install rendered nothing"
+    );
 }
