@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: all build deps demo test lint unit bench fmt generated clean
+.PHONY: all build deps demo test lint unit bench fmt generated clean static release
 
 all: build
 
@@ -18,9 +18,24 @@ demo: deps build
 	scripts/demo.sh
 
 ## make test: everything CI runs
-test: deps lint
+test: deps lint static
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
+
+## Static x86_64 Linux executables (glibc linked in: no loader, no shared libraries):
+## their own target dir, so the normal build is never invalidated.
+STATIC_TARGET := x86_64-unknown-linux-gnu
+STATIC_CARGO = RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=$(CURDIR)/target/static $(CARGO)
+
+## make static: debug static binaries, for tests/tests/static_installer.rs
+static:
+	$(STATIC_CARGO) build -p atp-installer -p atp-bundler --target $(STATIC_TARGET)
+
+## make release RELEASE_KEY=release.key: dist/ with the static binaries,
+## SHA256SUMS and SHA256SUMS.sig (scripts/release.sh)
+release:
+	$(STATIC_CARGO) build --release -p atp-installer -p atp-bundler --target $(STATIC_TARGET)
+	scripts/release.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

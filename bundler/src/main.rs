@@ -28,6 +28,8 @@ enum Command {
     Fingerprint(cli::fingerprint::FingerprintArgs),
     /// Copy images from a source registry straight into the site registry, mapped as install maps them.
     Sync(cli::sync::SyncArgs),
+    /// Sign a file (a release's SHA256SUMS) as index.json.sig is signed: base64 DER ECDSA P-256.
+    SignFile(cli::sign_file::SignFileArgs),
 }
 
 fn main() {
@@ -40,6 +42,7 @@ fn main() {
         Command::Inspect(a) => (cli::inspect::run(a), cli::CREATE_VOCABULARY),
         Command::Fingerprint(a) => (cli::fingerprint::run(a), cli::CREATE_VOCABULARY),
         Command::Sync(a) => (cli::sync::run(a, quiet), cli::sync::VOCABULARY),
+        Command::SignFile(a) => (cli::sign_file::run(a), cli::CREATE_VOCABULARY),
     };
     if let Err(e) = result {
         atp_cli::report::print(&e, vocabulary);

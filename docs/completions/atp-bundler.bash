@@ -31,6 +31,9 @@ _atp__bundler() {
             atp__bundler,keygen)
                 cmd="atp__bundler__subcmd__keygen"
                 ;;
+            atp__bundler,sign-file)
+                cmd="atp__bundler__subcmd__sign__subcmd__file"
+                ;;
             atp__bundler,sync)
                 cmd="atp__bundler__subcmd__sync"
                 ;;
@@ -49,6 +52,9 @@ _atp__bundler() {
             atp__bundler__subcmd__help,keygen)
                 cmd="atp__bundler__subcmd__help__subcmd__keygen"
                 ;;
+            atp__bundler__subcmd__help,sign-file)
+                cmd="atp__bundler__subcmd__help__subcmd__sign__subcmd__file"
+                ;;
             atp__bundler__subcmd__help,sync)
                 cmd="atp__bundler__subcmd__help__subcmd__sync"
                 ;;
@@ -59,7 +65,7 @@ _atp__bundler() {
 
     case "${cmd}" in
         atp__bundler)
-            opts="-q -h -V --quiet --help --version keygen create inspect fingerprint sync help"
+            opts="-q -h -V --quiet --help --version keygen create inspect fingerprint sync sign-file help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -73,7 +79,7 @@ _atp__bundler() {
             return 0
             ;;
         atp__subcmd__bundler__subcmd__create)
-            opts="-q -h --spec --key --output --plain-http --platform --concurrency --split-size --compress --base --site-inventory --simulate --json --quiet --help"
+            opts="-q -h --spec --key --output --plain-http --platform --concurrency --split-size --compress --base --site-inventory --simulate --with-installer --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -119,6 +125,10 @@ _atp__bundler() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --with-installer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -141,7 +151,7 @@ _atp__bundler() {
             return 0
             ;;
         atp__subcmd__bundler__subcmd__help)
-            opts="keygen create inspect fingerprint sync help"
+            opts="keygen create inspect fingerprint sync sign-file help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -224,6 +234,20 @@ _atp__bundler() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        atp__subcmd__bundler__subcmd__help__subcmd__sign__subcmd__file)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         atp__subcmd__bundler__subcmd__help__subcmd__sync)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -263,6 +287,32 @@ _atp__bundler() {
                 return 0
             fi
             case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        atp__subcmd__bundler__subcmd__sign__subcmd__file)
+            opts="-q -h --key --input --output --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --input)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

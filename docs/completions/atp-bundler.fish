@@ -32,6 +32,7 @@ complete -c atp-bundler -n "__fish_atp_bundler_needs_command" -f -a "create" -d 
 complete -c atp-bundler -n "__fish_atp_bundler_needs_command" -f -a "inspect" -d 'Show what a bundle holds (without verifying it)'
 complete -c atp-bundler -n "__fish_atp_bundler_needs_command" -f -a "fingerprint" -d 'Print the fingerprint of a public key: the one inspect and verify show'
 complete -c atp-bundler -n "__fish_atp_bundler_needs_command" -f -a "sync" -d 'Copy images from a source registry straight into the site registry, mapped as install maps them'
+complete -c atp-bundler -n "__fish_atp_bundler_needs_command" -f -a "sign-file" -d 'Sign a file (a release\'s SHA256SUMS) as index.json.sig is signed: base64 DER ECDSA P-256'
 complete -c atp-bundler -n "__fish_atp_bundler_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand keygen" -l output -d 'Where to write the pair: PREFIX.key and PREFIX.pub (neither may exist)' -r -F
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand keygen" -l no-password -d 'Write the private key with an empty password (anyone holding the file can sign with it)'
@@ -48,6 +49,7 @@ complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l split
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l compress -d 'Compress as seekable zstd (adds .zst to the output name), or none' -r
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l base -d 'Make a delta: leave out every layer this earlier bundle carries (repeatable)' -r -F
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l site-inventory -d 'Make a delta: leave out every layer `atp-installer inventory` found at the site (repeatable)' -r -F
+complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l with-installer -d 'Copy this installer binary (dist/atp-installer from `make release`) beside the bundle; with volumes it is listed and signed in volumes.json, and verify-media checks it' -r -F
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l simulate -d 'Right after writing, prove the bundle self-sufficient: its overlay renders from its own tree, every image it uses is carried, nothing points outside it. Needs a single plain tar'
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l json -d 'Print the result as JSON on stdout (progress and logs stay on stderr)'
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -s q -l quiet -d 'Only warnings and errors on stderr'
@@ -79,9 +81,15 @@ complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand sync" -l dry-run
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand sync" -l json -d 'Print the result as JSON on stdout (progress and logs stay on stderr)'
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand sync" -s q -l quiet -d 'Only warnings and errors on stderr'
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand sync" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand help; and not __fish_seen_subcommand_from keygen create inspect fingerprint sync help" -f -a "keygen" -d 'Make a signing key pair: PREFIX.key (cosign encrypted format) and PREFIX.pub'
-complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand help; and not __fish_seen_subcommand_from keygen create inspect fingerprint sync help" -f -a "create" -d 'Build a signed bundle from a spec file'
-complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand help; and not __fish_seen_subcommand_from keygen create inspect fingerprint sync help" -f -a "inspect" -d 'Show what a bundle holds (without verifying it)'
-complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand help; and not __fish_seen_subcommand_from keygen create inspect fingerprint sync help" -f -a "fingerprint" -d 'Print the fingerprint of a public key: the one inspect and verify show'
-complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand help; and not __fish_seen_subcommand_from keygen create inspect fingerprint sync help" -f -a "sync" -d 'Copy images from a source registry straight into the site registry, mapped as install maps them'
-complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand help; and not __fish_seen_subcommand_from keygen create inspect fingerprint sync help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand sign-file" -l key -d 'Private key (cosign format or PKCS#8 PEM); password from ATP_KEY_PASSWORD or COSIGN_PASSWORD' -r -F
+complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand sign-file" -l input -d 'The file to sign, e.g. SHA256SUMS' -r -F
+complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand sign-file" -l output -d 'Where to write the signature (base64 DER, as index.json.sig)' -r -F
+complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand sign-file" -s q -l quiet -d 'Only warnings and errors on stderr'
+complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand sign-file" -s h -l help -d 'Print help'
+complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand help; and not __fish_seen_subcommand_from keygen create inspect fingerprint sync sign-file help" -f -a "keygen" -d 'Make a signing key pair: PREFIX.key (cosign encrypted format) and PREFIX.pub'
+complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand help; and not __fish_seen_subcommand_from keygen create inspect fingerprint sync sign-file help" -f -a "create" -d 'Build a signed bundle from a spec file'
+complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand help; and not __fish_seen_subcommand_from keygen create inspect fingerprint sync sign-file help" -f -a "inspect" -d 'Show what a bundle holds (without verifying it)'
+complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand help; and not __fish_seen_subcommand_from keygen create inspect fingerprint sync sign-file help" -f -a "fingerprint" -d 'Print the fingerprint of a public key: the one inspect and verify show'
+complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand help; and not __fish_seen_subcommand_from keygen create inspect fingerprint sync sign-file help" -f -a "sync" -d 'Copy images from a source registry straight into the site registry, mapped as install maps them'
+complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand help; and not __fish_seen_subcommand_from keygen create inspect fingerprint sync sign-file help" -f -a "sign-file" -d 'Sign a file (a release\'s SHA256SUMS) as index.json.sig is signed: base64 DER ECDSA P-256'
+complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand help; and not __fish_seen_subcommand_from keygen create inspect fingerprint sync sign-file help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,7 +1,7 @@
 //! `atp-installer verify-media DIR --key PREFIX.pub`: check removable media
 //! before the trip into the gap: the signature on `volumes.json`, then every
 //! volume present (size and sha256), each named as good, missing, truncated,
-//! foreign or corrupt.
+//! foreign or corrupt; then the installer binary the set carries, if any.
 //!
 //! Reads only: never writes, renames or deletes anything on the media, and
 //! never contacts a registry.
@@ -55,10 +55,29 @@ pub fn to_text(r: &MediaReport) -> String {
     for v in &r.volumes {
         let _ = writeln!(s, "  {}", v.status.describe(&v.name));
     }
+    if let Some(i) = &r.installer {
+        let _ = writeln!(s, "  {}", i.status.describe_as("installer", &i.name));
+    }
     let bad = r.bad().count();
-    if bad == 0 {
-        let _ = writeln!(s, "OK: every volume is present and intact");
-    } else {
+    let installer_bad = r.installer.as_ref().filter(|i| !i.status.is_good());
+    if let Some(i) = installer_bad {
+        let _ = writeln!(
+            s,
+            "FAILED: the installer {} is not the one the bundle was made with\nhint: do not run it; re-copy it from the original media (or the release, checked with SHA256SUMS and its signature), then run verify-media again",
+            i.name
+        );
+    }
+    if bad == 0 && installer_bad.is_none() {
+        let _ = writeln!(
+            s,
+            "OK: every volume is present and intact{}",
+            if r.installer.is_some() {
+                ", and so is the installer"
+            } else {
+                ""
+            }
+        );
+    } else if bad > 0 {
         let _ = writeln!(
             s,
             "FAILED: {bad} of {} volume(s) are not usable\nhint: re-copy those volumes from the original media (or pass --volumes-from DIR for volumes on another drive), then run verify-media again",

@@ -1,6 +1,7 @@
 //! `verify-media`: before anyone walks into the gap, check the signature on
 //! `volumes.json`, then every volume present against it, and say which are
-//! good, missing, truncated, foreign or corrupt.
+//! good, missing, truncated, foreign or corrupt; and the installer binary
+//! the set carries (`create --with-installer`), if `volumes.json` lists one.
 //!
 //! Reads only: opens every file read-only and never writes, renames or
 //! deletes anything on the media.
@@ -16,7 +17,7 @@ use crate::progress::Progress;
 
 use super::input::{locate, read_volumes_file, MediaError};
 use super::multi::{classify, VolumeHasher, VolumeStatus};
-use super::volumes::{stream_of_volume, Compression, VOLUMES_SUFFIX};
+use super::volumes::{stream_of_volume, Compression, VolumeEntry, VOLUMES_SUFFIX};
 
 /// One volume's verdict.
 #[derive(Debug, Clone, Serialize)]
@@ -39,9 +40,13 @@ pub struct MediaReport {
     pub index_digest: String,
     pub tar_size: u64,
     pub volumes: Vec<VolumeCheck>,
+    /// The carried installer's verdict, when `volumes.json` lists one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installer: Option<VolumeCheck>,
 }
 
 impl MediaReport {
+    /// The volumes that are not good (the installer is not a volume).
     pub fn bad(&self) -> impl Iterator<Item = &VolumeCheck> {
         self.volumes.iter().filter(|v| !v.status.is_good())
     }
@@ -111,53 +116,71 @@ pub fn verify_media(
     let v = read_volumes_file(&vj, Some(key))?;
     let mut search = vec![vj.parent().unwrap_or(Path::new(".")).to_path_buf()];
     search.extend(volumes_from.iter().cloned());
-    progress.phase("verify-media", v.stream_size, v.volumes.len() as u64);
+    let installer_size = v.installer.as_ref().map_or(0, |e| e.size);
+    progress.phase(
+        "verify-media",
+        v.stream_size + installer_size,
+        v.volumes.len() as u64,
+    );
     let mut out = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
     for e in &v.volumes {
-        let Some(p) = locate(&search, &e.name) else {
-            out.push(VolumeCheck {
-                name: e.name.clone(),
-                path: None,
-                size: 0,
-                status: VolumeStatus::Missing,
-            });
-            progress.item_done(&e.name);
-            continue;
-        };
-        let io_err = |source| MediaError::Io {
-            path: p.clone(),
-            source,
-        };
-        let mut f = File::open(&p).map_err(io_err)?;
-        let mut h = VolumeHasher::new(e.chunk_size);
-        loop {
-            let n = match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(io_err(err)),
-            };
-            h.update(&buf[..n]);
-            progress.advance(n as u64);
-        }
-        let (d, size, chunks) = h.finish();
-        out.push(VolumeCheck {
-            name: e.name.clone(),
-            path: Some(p.clone()),
-            size,
-            status: classify(e, size, &d, &chunks),
-        });
+        out.push(check_file(&search, e, &mut buf, progress)?);
         progress.item_done(&e.name);
     }
+    let installer = match &v.installer {
+        Some(e) => Some(check_file(&search, e, &mut buf, progress)?),
+        None => None,
+    };
     progress.finish_phase();
     Ok(MediaReport {
-        ok: out.iter().all(|c| c.status.is_good()),
+        ok: out.iter().chain(&installer).all(|c| c.status.is_good()),
         volumes_json: vj,
         stream: v.stream.clone(),
         compression: v.compression,
         index_digest: v.index_digest.to_string(),
         tar_size: v.tar_size,
         volumes: out,
+        installer,
+    })
+}
+
+/// Find the file `e` names in `search`, hash it and judge it.
+fn check_file(
+    search: &[PathBuf],
+    e: &VolumeEntry,
+    buf: &mut [u8],
+    progress: &dyn Progress,
+) -> Result<VolumeCheck, MediaError> {
+    let Some(p) = locate(search, &e.name) else {
+        return Ok(VolumeCheck {
+            name: e.name.clone(),
+            path: None,
+            size: 0,
+            status: VolumeStatus::Missing,
+        });
+    };
+    let io_err = |source| MediaError::Io {
+        path: p.clone(),
+        source,
+    };
+    let mut f = File::open(&p).map_err(io_err)?;
+    let mut h = VolumeHasher::new(e.chunk_size);
+    loop {
+        let n = match f.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(io_err(err)),
+        };
+        h.update(&buf[..n]);
+        progress.advance(n as u64);
+    }
+    let (d, size, chunks) = h.finish();
+    Ok(VolumeCheck {
+        name: e.name.clone(),
+        path: Some(p.clone()),
+        size,
+        status: classify(e, size, &d, &chunks),
     })
 }

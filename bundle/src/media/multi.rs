@@ -104,20 +104,25 @@ impl VolumeStatus {
 
     /// A sentence for people.
     pub fn describe(&self, name: &str) -> String {
+        self.describe_as("volume", name)
+    }
+
+    /// [`VolumeStatus::describe`] for a file that is not a volume (`installer`).
+    pub fn describe_as(&self, what: &str, name: &str) -> String {
         match self {
-            VolumeStatus::Good => format!("volume {name}: good"),
-            VolumeStatus::Missing => format!("volume {name}: missing"),
+            VolumeStatus::Good => format!("{what} {name}: good"),
+            VolumeStatus::Missing => format!("{what} {name}: missing"),
             VolumeStatus::Truncated { found, expected } => format!(
-                "volume {name}: truncated: {found} bytes, volumes.json records {expected}"
+                "{what} {name}: truncated: {found} bytes, volumes.json records {expected}"
             ),
             VolumeStatus::Foreign => format!(
-                "volume {name}: foreign: most of its content is not this bundle's (another bundle's volume, or volumes swapped)"
+                "{what} {name}: foreign: most of its content is not this bundle's (another bundle's volume, or volumes swapped)"
             ),
             VolumeStatus::Corrupt {
                 first_bad,
                 bad_chunks,
             } => format!(
-                "volume {name}: corrupt: sha256 differs from volumes.json ({bad_chunks} damaged chunk(s), the first at byte {first_bad})"
+                "{what} {name}: corrupt: sha256 differs from volumes.json ({bad_chunks} damaged chunk(s), the first at byte {first_bad})"
             ),
         }
     }

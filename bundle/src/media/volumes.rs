@@ -13,8 +13,12 @@ use serde::{Deserialize, Serialize};
 use crate::sign::SignatureError;
 use crate::Digest;
 
-/// `format` value of a `volumes.json`.
+/// `format` value of a `volumes.json` that lists volumes only.
 pub const VOLUMES_FORMAT: &str = "atp-offline-volumes/1";
+/// `format` value of a `volumes.json` that also lists a carried installer
+/// (`create --with-installer`). A set without one is still written as
+/// [`VOLUMES_FORMAT`], byte for byte as before, so older readers read it.
+pub const VOLUMES_FORMAT_V2: &str = "atp-offline-volumes/2";
 /// Suffix of the volumes file, appended to the stream's name.
 pub const VOLUMES_SUFFIX: &str = ".volumes.json";
 /// Suffix of its signature, appended to the volumes file's name.
@@ -72,6 +76,10 @@ pub struct VolumesFile {
     /// Largest volume size asked for (`--split-size`); `None` when not split.
     pub split_size: Option<u64>,
     pub volumes: Vec<VolumeEntry>,
+    /// The installer binary carried beside the volumes (format /2 only):
+    /// its file name, size, sha256 and chunks, checked like a volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installer: Option<VolumeEntry>,
 }
 
 /// Why a `volumes.json` was refused.
@@ -117,11 +125,23 @@ impl VolumesFile {
 
     fn check(&self) -> Result<(), VolumesError> {
         let bad = |reason: String| Err(VolumesError::Inconsistent { reason });
-        if self.format != VOLUMES_FORMAT {
-            return bad(format!(
-                "format {:?}, this installer reads {VOLUMES_FORMAT:?}",
-                self.format
-            ));
+        match (self.format.as_str(), &self.installer) {
+            (VOLUMES_FORMAT, None) | (VOLUMES_FORMAT_V2, Some(_)) => {}
+            (VOLUMES_FORMAT, Some(_)) => {
+                return bad(format!(
+                    "format {VOLUMES_FORMAT:?} lists an installer; only {VOLUMES_FORMAT_V2:?} may"
+                ))
+            }
+            (VOLUMES_FORMAT_V2, None) => {
+                return bad(format!(
+                    "format {VOLUMES_FORMAT_V2:?} without an installer; such a set is written as {VOLUMES_FORMAT:?}"
+                ))
+            }
+            (other, _) => {
+                return bad(format!(
+                    "format {other:?}, this installer reads {VOLUMES_FORMAT:?} and {VOLUMES_FORMAT_V2:?}"
+                ))
+            }
         }
         if self.volumes.is_empty() {
             return bad("no volumes".into());
@@ -154,6 +174,23 @@ impl VolumesFile {
                 "stream name {:?} is not a plain file name",
                 self.stream
             ));
+        }
+        if let Some(i) = &self.installer {
+            if !is_plain_name(&i.name) {
+                return bad(format!(
+                    "installer name {:?} is not a plain file name",
+                    i.name
+                ));
+            }
+            if self.volumes.iter().any(|v| v.name == i.name) || i.name == self.stream {
+                return bad(format!("installer name {:?} is a volume's name", i.name));
+            }
+            if i.chunk_size == 0 || i.chunks.len() as u64 != i.size.div_ceil(i.chunk_size) {
+                return bad(format!(
+                    "installer {}: chunk list does not cover it",
+                    i.name
+                ));
+            }
         }
         Ok(())
     }
@@ -286,6 +323,7 @@ mod tests {
                     chunks: vec![d.clone()],
                 },
             ],
+            installer: None,
         };
         let bytes = v.to_bytes();
         let sig = VolumesFile::sign(&bytes, &key);
@@ -303,5 +341,60 @@ mod tests {
         let mut bad = v.clone();
         bad.volumes[1].name = "../x".into();
         assert!(VolumesFile::parse(&bad.to_bytes()).is_err());
+    }
+
+    #[test]
+    fn an_installer_is_listed_only_in_format_2() {
+        let d = Digest::of(b"x");
+        let entry = |name: &str| VolumeEntry {
+            name: name.into(),
+            size: 10,
+            sha256: d.clone(),
+            chunk_size: 4096,
+            chunks: vec![d.clone()],
+        };
+        let v1 = VolumesFile {
+            format: VOLUMES_FORMAT.into(),
+            stream: "b.tar".into(),
+            compression: Compression::None,
+            stream_size: 10,
+            tar_size: 10,
+            tar_sha256: d.clone(),
+            index_digest: d.clone(),
+            split_size: None,
+            volumes: vec![entry("b.tar")],
+            installer: None,
+        };
+        // Without an installer, no trace of the field: older readers read it.
+        assert!(!String::from_utf8(v1.to_bytes())
+            .unwrap()
+            .contains("installer"));
+        assert_eq!(VolumesFile::parse(&v1.to_bytes()).unwrap(), v1);
+        let v2 = VolumesFile {
+            format: VOLUMES_FORMAT_V2.into(),
+            installer: Some(entry("atp-installer")),
+            ..v1.clone()
+        };
+        assert_eq!(VolumesFile::parse(&v2.to_bytes()).unwrap(), v2);
+        for bad in [
+            VolumesFile {
+                format: VOLUMES_FORMAT.into(),
+                ..v2.clone()
+            },
+            VolumesFile {
+                installer: None,
+                ..v2.clone()
+            },
+            VolumesFile {
+                installer: Some(entry("b.tar")),
+                ..v2.clone()
+            },
+            VolumesFile {
+                installer: Some(entry("../atp-installer")),
+                ..v2.clone()
+            },
+        ] {
+            assert!(VolumesFile::parse(&bad.to_bytes()).is_err(), "{bad:?}");
+        }
     }
 }

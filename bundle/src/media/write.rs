@@ -8,6 +8,11 @@
 //! tar's sha256. Only then are they renamed to their final names, the
 //! signature and `volumes.json` last, so nothing sits under a final name
 //! until everything is complete. Never modifies the input tar.
+//!
+//! `create --with-installer`: the installer binary is copied beside the
+//! volumes the same way (a temp file, hashed while written, renamed before
+//! `volumes.json`) and listed in it (format /2). Never modifies the source
+//! binary.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -26,7 +31,7 @@ use super::multi::{MultiVolume, VolumeHasher};
 use super::seekable::{SeekableReader, SeekableWriter, FRAME_SIZE, LEVEL};
 use super::volumes::{
     chunk_size_for, volume_name, Compression, VolumeEntry, VolumesFile, SIG_SUFFIX, VOLUMES_FORMAT,
-    VOLUMES_SUFFIX,
+    VOLUMES_FORMAT_V2, VOLUMES_SUFFIX,
 };
 use super::{Cursor, ReadAt};
 
@@ -51,6 +56,9 @@ pub struct MediaOutput {
     pub volumes_json: PathBuf,
     pub signature: PathBuf,
     pub volumes: Vec<PathBuf>,
+    /// The carried installer, when `--with-installer` asked for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installer: Option<PathBuf>,
     #[serde(skip)]
     pub file: VolumesFile,
     pub stream_size: u64,
@@ -67,6 +75,8 @@ pub enum MediaWriteError {
     },
     #[error("--split-size {split_size} would make {count} volumes; at most 999 are allowed\nhint: use a larger --split-size")]
     TooManyVolumes { split_size: u64, count: u64 },
+    #[error("installer {path}: not a regular file\nhint: pass the atp-installer binary (dist/atp-installer from `make release`)")]
+    InstallerNotAFile { path: PathBuf },
     #[error("re-reading the written volumes gave sha256 {found}, the bundle is {expected}; nothing was renamed into place\nhint: check the output disk")]
     ReadBack { expected: Digest, found: Digest },
 }
@@ -156,6 +166,62 @@ impl Write for Splitter {
     }
 }
 
+/// Copy the installer binary `src` into a temp file in `dir` (mode 0755),
+/// hashed as it is written; the entry names it by `src`'s file name.
+/// Nothing is under the final name until the caller persists the temp file.
+pub fn stage_installer(
+    src: &Path,
+    dir: &Path,
+) -> Result<(VolumeEntry, NamedTempFile), MediaWriteError> {
+    let io_err = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| MediaWriteError::Io { path: p, source }
+    };
+    let mut input = File::open(src).map_err(io_err(src))?;
+    let meta = input.metadata().map_err(io_err(src))?;
+    let name = src
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|_| meta.is_file())
+        .ok_or_else(|| MediaWriteError::InstallerNotAFile {
+            path: src.to_path_buf(),
+        })?;
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.partial-"))
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?;
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o755))
+        .map_err(io_err(temp.path()))?;
+    let chunk_size = chunk_size_for(meta.len().max(1));
+    let mut h = VolumeHasher::new(chunk_size);
+    let mut w = io::BufWriter::with_capacity(1 << 20, temp.reopen().map_err(io_err(dir))?);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(src)(e)),
+        };
+        h.update(&buf[..n]);
+        w.write_all(&buf[..n]).map_err(io_err(temp.path()))?;
+    }
+    let f = w
+        .into_inner()
+        .map_err(|e| io_err(temp.path())(e.into_error()))?;
+    f.sync_all().map_err(io_err(temp.path()))?;
+    let (sha256, size, chunks) = h.finish();
+    let entry = VolumeEntry {
+        name,
+        size,
+        sha256,
+        chunk_size,
+        chunks,
+    };
+    Ok((entry, temp))
+}
+
 /// Turn the bundle tar at `tar` into media for `output` (the name asked for,
 /// e.g. `demo.tar`), signing `volumes.json` with `key`.
 pub fn write_media(
@@ -163,6 +229,7 @@ pub fn write_media(
     output: &Path,
     opts: MediaOptions,
     index_digest: &Digest,
+    installer: Option<&Path>,
     key: &SigningKey,
     progress: &dyn Progress,
 ) -> Result<MediaOutput, MediaWriteError> {
@@ -240,8 +307,12 @@ pub fn write_media(
         }
     }
     let entries: Vec<VolumeEntry> = splitter.done.iter().map(|(e, _)| e.clone()).collect();
+    let carried = installer.map(|p| stage_installer(p, &dir)).transpose()?;
     let file = VolumesFile {
-        format: VOLUMES_FORMAT.into(),
+        format: match carried {
+            Some(_) => VOLUMES_FORMAT_V2.into(),
+            None => VOLUMES_FORMAT.into(),
+        },
         stream: stream.clone(),
         compression: opts.compression,
         stream_size: entries.iter().map(|e| e.size).sum(),
@@ -250,6 +321,7 @@ pub fn write_media(
         index_digest: index_digest.clone(),
         split_size: opts.split_size,
         volumes: entries,
+        installer: carried.as_ref().map(|(e, _)| e.clone()),
     };
 
     // Read back through the installer's reader before anything is renamed.
@@ -317,6 +389,15 @@ pub fn write_media(
             .map_err(|err| io_err(&dest)(err.error))?;
         volumes.push(dest);
     }
+    let installer = match carried {
+        Some((e, temp)) => {
+            let dest = dir.join(&e.name);
+            temp.persist(&dest)
+                .map_err(|err| io_err(&dest)(err.error))?;
+            Some(dest)
+        }
+        None => None,
+    };
     sig_temp
         .persist(&sig_path)
         .map_err(|err| io_err(&sig_path)(err.error))?;
@@ -330,6 +411,7 @@ pub fn write_media(
         volumes_json: vj_path,
         signature: sig_path,
         volumes,
+        installer,
         stream_size: file.stream_size,
         tar_size,
         file,
@@ -378,6 +460,7 @@ mod tests {
                 &out_dir.join("b.tar"),
                 opts,
                 &Digest::of(b"index"),
+                None,
                 &key,
                 &NoProgress,
             )
@@ -411,6 +494,7 @@ mod tests {
             &out_dir.join("b.tar"),
             opts,
             &Digest::of(b"i"),
+            None,
             &key,
             &NoProgress,
         )

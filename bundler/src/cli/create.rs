@@ -50,6 +50,10 @@ pub struct CreateArgs {
     /// tree, every image it uses is carried, nothing points outside it. Needs a single plain tar.
     #[arg(long, conflicts_with_all = ["split_size", "compress"])]
     simulate: bool,
+    /// Copy this installer binary (dist/atp-installer from `make release`) beside the bundle;
+    /// with volumes it is listed and signed in volumes.json, and verify-media checks it.
+    #[arg(long, value_name = "PATH")]
+    with_installer: Option<PathBuf>,
     #[arg(long, help = atp_cli::args::JSON_HELP)]
     json: bool,
 }
@@ -82,6 +86,7 @@ pub fn run(a: CreateArgs, quiet: bool) -> Result<()> {
             inventories: a.site_inventory,
         },
         media,
+        installer: a.with_installer,
     };
     let progress = Arc::new(atp_cli::ui::Ui::new(quiet || a.json));
     let rt = tokio::runtime::Runtime::new()?;
@@ -106,6 +111,13 @@ pub fn run(a: CreateArgs, quiet: bool) -> Result<()> {
                 "delta: {} layer(s), {} bytes left out (the site has them)",
                 summary.omitted, summary.omitted_bytes
             );
+        }
+        if let Some(i) = &summary.installer {
+            let how = match summary.media {
+                Some(_) => "listed in the signed volumes.json",
+                None => "check it with the release's signed SHA256SUMS",
+            };
+            println!("installer {} ({how})", i.display());
         }
     }
     if let Some(c) = check {

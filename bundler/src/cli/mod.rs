@@ -6,6 +6,7 @@ pub mod create;
 pub mod fingerprint;
 pub mod inspect;
 pub mod keygen;
+pub mod sign_file;
 pub mod sync;
 
 use atp_cli::report::Vocabulary;

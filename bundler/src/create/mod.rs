@@ -50,6 +50,9 @@ pub struct CreateOptions {
     /// Volumes and compression (`--split-size`, `--compress`); plain when
     /// neither is asked for.
     pub media: MediaOptions,
+    /// `--with-installer`: the installer binary to carry beside the bundle
+    /// (listed in `volumes.json` when there are volumes).
+    pub installer: Option<PathBuf>,
 }
 
 /// What `create` made.
@@ -67,6 +70,9 @@ pub struct CreateSummary {
     /// The volumes, when `media` asked for them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media: Option<MediaOutput>,
+    /// Where the carried installer was written (`--with-installer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installer: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -170,7 +176,11 @@ pub async fn create(
             source,
         })?;
     if opts.media.is_plain() {
-        return write_bundle(opts, &spec, &signing, &opts.output, progress).await;
+        let mut summary = write_bundle(opts, &spec, &signing, &opts.output, progress).await?;
+        if let Some(installer) = &opts.installer {
+            summary.installer = Some(volumes::carry_installer(installer, &opts.output)?);
+        }
+        return Ok(summary);
     }
     let (staging, tar) = volumes::staging(&opts.output)?;
     let mut summary = write_bundle(opts, &spec, &signing, &tar, progress.clone()).await?;
@@ -179,11 +189,13 @@ pub async fn create(
         &opts.output,
         opts.media,
         &summary.index_digest,
+        opts.installer.as_deref(),
         signing,
         progress,
     )
     .await?;
     drop(staging);
+    summary.installer = written.installer.clone();
     summary.output = written.volumes_json.clone();
     summary.media = Some(written);
     Ok(summary)
@@ -360,5 +372,6 @@ async fn write_bundle(
         omitted: omitted.len(),
         omitted_bytes: delta.map_or(0, |(_, n)| n),
         media: None,
+        installer: None,
     })
 }

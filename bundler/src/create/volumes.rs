@@ -39,24 +39,52 @@ pub(crate) fn staging(output: &Path) -> Result<(tempfile::TempDir, PathBuf), Cre
     Ok((temp, tar))
 }
 
-/// Cut the plain bundle `tar` into the volumes of `output`.
+/// Cut the plain bundle `tar` into the volumes of `output`, the installer
+/// binary `installer` (if any) beside them and listed.
 pub(crate) async fn write(
     tar: &Path,
     output: &Path,
     media: MediaOptions,
     index_digest: &Digest,
+    installer: Option<&Path>,
     signing: SigningKey,
     progress: Arc<dyn Progress>,
 ) -> Result<MediaOutput, CreateError> {
-    let (tar, output, digest) = (
+    let (tar, output, digest, installer) = (
         tar.to_path_buf(),
         output.to_path_buf(),
         index_digest.clone(),
+        installer.map(Path::to_path_buf),
     );
     let written = tokio::task::spawn_blocking(move || {
-        write_media(&tar, &output, media, &digest, &signing, progress.as_ref())
+        write_media(
+            &tar,
+            &output,
+            media,
+            &digest,
+            installer.as_deref(),
+            &signing,
+            progress.as_ref(),
+        )
     })
     .await
     .expect("media task panicked")?;
     Ok(written)
+}
+
+/// `--with-installer` beside a plain bundle: copy the binary next to
+/// `output` (a temp file, renamed when complete). Not listed in any signed
+/// file: a site checks it with the release's signed `SHA256SUMS`.
+pub(crate) fn carry_installer(installer: &Path, output: &Path) -> Result<PathBuf, CreateError> {
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let (entry, temp) = atp_bundle::media::write::stage_installer(installer, &dir)?;
+    let dest = dir.join(&entry.name);
+    temp.persist(&dest).map_err(|e| CreateError::Staging {
+        path: dest.clone(),
+        source: e.error,
+    })?;
+    Ok(dest)
 }
