@@ -31,7 +31,21 @@ fn static_bins() -> &'static Path {
         let root = repo_root();
         let target_dir = root.join("target/static");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = Command::new(cargo)
+        let mut build = Command::new(cargo);
+        // What `cargo test` sets for a test (CARGO_PKG_*, CARGO_MANIFEST_DIR,
+        // LD_LIBRARY_PATH, ...) is not passed on: the build must see the
+        // environment `make static` sees, or each would rebuild the other's.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            let ours = (k.starts_with("CARGO") && k != "CARGO_HOME")
+                || (k.starts_with("RUST") && !k.starts_with("RUSTUP"))
+                || k == "LD_LIBRARY_PATH"
+                || k == "OUT_DIR";
+            if ours {
+                build.env_remove(k.as_ref());
+            }
+        }
+        let out = build
             .args(["build", "-p", "atp-installer", "-p", "atp-bundler"])
             .args(["--target", STATIC_TARGET])
             .env("RUSTFLAGS", "-C target-feature=+crt-static")
