@@ -229,6 +229,16 @@ fn release_sums_are_signed_for_openssl_and_catch_a_flipped_byte() {
         ]
     );
 
+    // Everything in dist/ is readable by all: it is published.
+    use std::os::unix::fs::PermissionsExt as _;
+    for n in &names {
+        let mode = std::fs::metadata(dist.join(n))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o444, 0o444, "{n}: mode {mode:o}");
+    }
+
     // docs/guide.md's commands, as a site runs them.
     let sig_b64 = std::fs::read_to_string(dist.join("SHA256SUMS.sig")).unwrap();
     use base64::Engine as _;

@@ -6,6 +6,7 @@
 //! signature, complete or not at all.
 
 use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -38,7 +39,10 @@ pub fn run(a: SignFileArgs) -> Result<()> {
     };
     let mut temp = tempfile::NamedTempFile::new_in(&dir)
         .with_context(|| format!("writing beside {}", a.output.display()))?;
-    temp.write_all(sig.as_bytes())
+    // A signature is public: readable by all, as the file it signs.
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .and_then(|_| temp.write_all(sig.as_bytes()))
         .and_then(|_| temp.as_file().sync_all())
         .with_context(|| format!("writing {}", temp.path().display()))?;
     temp.persist(&a.output)
