@@ -27,9 +27,10 @@ test: deps lint static
 STATIC_TARGET := x86_64-unknown-linux-gnu
 STATIC_CARGO = RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=$(CURDIR)/target/static $(CARGO)
 
-## make static: debug static binaries, for tests/tests/static_installer.rs
+## make static: static test binaries (profile static-test: quick to build),
+## for tests/tests/static_installer.rs
 static:
-	$(STATIC_CARGO) build -p atp-installer -p atp-bundler --target $(STATIC_TARGET)
+	$(STATIC_CARGO) build --profile static-test -p atp-installer -p atp-bundler --target $(STATIC_TARGET)
 
 ## make release RELEASE_KEY=release.key: dist/ with the static binaries,
 ## SHA256SUMS and SHA256SUMS.sig (scripts/release.sh)

@@ -4,7 +4,7 @@
 //! `sha256sum`, and `create --with-installer` carries it so `verify-media`
 //! vouches for it.
 //!
-//! The static binaries are the debug build `make static` makes (the
+//! The static binaries are the `static-test` profile build `make static` makes (the
 //! Makefile's `test` target runs it first); the first test to need them
 //! runs the same cargo command, a no-op when they are current.
 
@@ -23,7 +23,7 @@ use common::*;
 
 const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 
-/// The folder with the static debug `atp-installer` and `atp-bundler`,
+/// The folder with the static test `atp-installer` and `atp-bundler`,
 /// built once per test run.
 fn static_bins() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
@@ -46,7 +46,8 @@ fn static_bins() -> &'static Path {
             }
         }
         let out = build
-            .args(["build", "-p", "atp-installer", "-p", "atp-bundler"])
+            .args(["build", "--profile", "static-test"])
+            .args(["-p", "atp-installer", "-p", "atp-bundler"])
             .args(["--target", STATIC_TARGET])
             .env("RUSTFLAGS", "-C target-feature=+crt-static")
             .env("CARGO_TARGET_DIR", &target_dir)
@@ -54,7 +55,7 @@ fn static_bins() -> &'static Path {
             .output()
             .unwrap();
         assert_ok(&out, "static build (make static)");
-        target_dir.join(STATIC_TARGET).join("debug")
+        target_dir.join(STATIC_TARGET).join("static-test")
     })
 }
 
