@@ -288,8 +288,9 @@ fn validate_path(p: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// One `/`-separated component of a repository name under the distribution grammar.
-pub(crate) fn component_ok(c: &str) -> bool {
+/// One `/`-separated component of a repository name under the distribution
+/// grammar (shared with `atp-installer serve`, which checks names it is asked for).
+pub fn component_ok(c: &str) -> bool {
     let b = c.as_bytes();
     let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
     if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {

@@ -104,37 +104,12 @@ fn digest(s: &str) -> Result<Digest, BadPath> {
 /// The distribution spec's name grammar: `/`-separated components of
 /// lowercase alphanumerics joined by `.`, `_`, `__` or runs of `-`.
 fn check_name(name: &str) -> Result<(), BadPath> {
-    let ok = !name.is_empty() && name.len() <= 255 && name.split('/').all(component);
+    let ok = !name.is_empty() && name.len() <= 255 && name.split('/').all(atp_registry::reference::component_ok);
     if ok {
         Ok(())
     } else {
         Err(BadPath::Name(name.chars().take(100).collect()))
     }
-}
-
-fn component(c: &str) -> bool {
-    let b = c.as_bytes();
-    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && !alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
-        if !ok {
-            return false;
-        }
-    }
-    true
 }
 
 /// `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
