@@ -104,7 +104,9 @@ fn digest(s: &str) -> Result<Digest, BadPath> {
 /// The distribution spec's name grammar: `/`-separated components of
 /// lowercase alphanumerics joined by `.`, `_`, `__` or runs of `-`.
 fn check_name(name: &str) -> Result<(), BadPath> {
-    let ok = !name.is_empty() && name.len() <= 255 && name.split('/').all(atp_registry::reference::component_ok);
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name.split('/').all(atp_registry::reference::component_ok);
     if ok {
         Ok(())
     } else {
