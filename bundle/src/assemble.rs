@@ -165,6 +165,7 @@ pub fn assemble(plan: &BundlePlan, key: &SigningKey) -> Result<Assembled, PlanEr
             media_type: img.descriptor.media_type.clone(),
             platforms: img.platforms.clone(),
             used_by: img.used_by.clone(),
+            referrers: Vec::new(),
         });
     }
 

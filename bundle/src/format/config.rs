@@ -43,6 +43,29 @@ pub struct ImageEntry {
     /// `Kind/namespace/name` of every rendered object using the image.
     #[serde(default)]
     pub used_by: Vec<String>,
+    /// The carried artifacts that refer to this image (signatures,
+    /// attestations, SBOMs), by subject in walk order, then artifact type,
+    /// then digest. Absent when none, so a bundle without referrers is
+    /// byte-identical to one made before the field existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<ReferrerEntry>,
+}
+
+/// One carried referrer of an image (spec section 4.3).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReferrerEntry {
+    pub digest: Digest,
+    pub media_type: String,
+    /// The artifact type as the registry reported it (else the manifest's
+    /// `artifactType`, else its config media type).
+    pub artifact_type: String,
+    /// The manifest it refers to: the image's root, one of its platform
+    /// manifests, or another carried referrer.
+    pub subject: Digest,
+    /// The upstream tag when found by cosign's tag convention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 /// One file of a file set.

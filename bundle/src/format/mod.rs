@@ -11,9 +11,12 @@ pub mod inventory;
 pub mod json;
 pub mod manifest;
 pub mod ref_name;
+pub mod referrer;
 pub mod ustar;
 
-pub use config::{BundleConfig, DeltaInfo, FileEntry, ImageEntry, ImageField, ManifestsRoot};
+pub use config::{
+    BundleConfig, DeltaInfo, FileEntry, ImageEntry, ImageField, ManifestsRoot, ReferrerEntry,
+};
 pub use info::BundleInfo;
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, ManifestKind};
 pub use ref_name::{bundle_ref_name, FileSetRef};
@@ -59,6 +62,8 @@ pub mod media {
     /// `artifactType` of a file set.
     pub const FILES_ARTIFACT: &str = "application/vnd.atp-offline.files.v1";
     pub const FILE_LAYER: &str = "application/vnd.atp-offline.file.v1";
+    /// The layer of a cosign signature manifest: the simple-signing payload.
+    pub const COSIGN_SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 }
 
 /// Annotation keys.
@@ -82,6 +87,16 @@ pub mod annotation {
     pub const DESCRIPTOR_PLATFORMS: &str = "dev.atp-offline.platforms";
     /// On a file layer: the file's path in its set.
     pub const TITLE: &str = "org.opencontainers.image.title";
+    /// On a referrer descriptor: digest of the manifest it refers to.
+    pub const SUBJECT: &str = "dev.atp-offline.subject";
+    /// On a referrer descriptor: `ref.name` of the top-level image it
+    /// belongs to (the installer pushes it into that image's repository).
+    pub const REFERRER_OF: &str = "dev.atp-offline.referrer-of";
+    /// On a referrer descriptor found by cosign's tag convention: the tag it
+    /// had upstream (`sha256-<hex>.sig`, `.att`, `.sbom`).
+    pub const REFERRER_TAG: &str = "dev.atp-offline.referrer-tag";
+    /// On a cosign signature layer: the base64 DER ECDSA signature.
+    pub const COSIGN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
 }
 
 /// Values of the `dev.atp-offline.role` annotation.
@@ -89,6 +104,8 @@ pub mod role {
     pub const BUNDLE: &str = "bundle";
     pub const IMAGE: &str = "image";
     pub const FILES: &str = "files";
+    /// An artifact that refers to a carried manifest (spec section 4.3).
+    pub const REFERRER: &str = "referrer";
 }
 
 /// Errors in a document of the format (index, manifest, config, annotations).

@@ -1,0 +1,94 @@
+//! Referrers (spec section 4.3): the artifacts that refer to a carried image
+//! (upstream signatures, attestations, SBOMs), and the few facts about their
+//! documents the format needs: the `subject` a manifest names, the artifact
+//! type it declares, and cosign's tag names.
+//!
+//! Pure: it reads bytes it is given and never decides whether a signature is
+//! good (that is `crate::cosign`'s job).
+
+use serde::Deserialize;
+
+use super::Descriptor;
+use crate::Digest;
+
+/// The suffixes of cosign's tag convention, in the order they are looked up.
+pub const COSIGN_SUFFIXES: [&str; 3] = ["sig", "att", "sbom"];
+
+/// The suffix of cosign's simple-signing signature tag.
+pub const SIGNATURE_SUFFIX: &str = "sig";
+
+/// Artifact types that count as signatures for `--referrers signatures`:
+/// cosign's simple-signing payload and the sigstore bundle.
+pub const SIGNATURE_TYPES: [&str; 3] = [
+    super::media::COSIGN_SIMPLE_SIGNING,
+    "application/vnd.dev.sigstore.bundle+json",
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+];
+
+/// What a referrer manifest says about itself, without parsing the rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReferrerFacts {
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+    #[serde(default)]
+    pub subject: Option<Descriptor>,
+    #[serde(default)]
+    pub config: Option<Descriptor>,
+}
+
+impl ReferrerFacts {
+    /// Read the facts from a manifest's exact bytes; `None` when they are
+    /// not a JSON object with well-formed `subject` and `config` fields.
+    pub fn of(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+
+    /// The artifact type the document declares: `artifactType`, else the
+    /// config's media type (OCI 1.1's rule for image manifests).
+    pub fn artifact_type(&self) -> Option<&str> {
+        self.artifact_type
+            .as_deref()
+            .or(self.config.as_ref().map(|c| c.media_type.as_str()))
+    }
+}
+
+/// Cosign's tag for an artifact of `subject`: `sha256-<hex>.<suffix>`.
+pub fn cosign_tag(subject: &Digest, suffix: &str) -> String {
+    format!("{}.{suffix}", fallback_tag(subject))
+}
+
+/// The referrers tag schema's tag for `subject`: `sha256-<hex>`.
+pub fn fallback_tag(subject: &Digest) -> String {
+    subject.to_string().replacen(':', "-", 1)
+}
+
+/// Whether `tag` is a cosign signature tag (`sha256-<hex>.sig`).
+pub fn is_signature_tag(tag: &str) -> bool {
+    tag.strip_suffix(".sig")
+        .is_some_and(|t| t.starts_with("sha256-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_and_facts() {
+        let d = Digest::of(b"x");
+        let hex = d.to_string()["sha256:".len()..].to_string();
+        assert_eq!(cosign_tag(&d, "sig"), format!("sha256-{hex}.sig"));
+        assert_eq!(fallback_tag(&d), format!("sha256-{hex}"));
+        assert!(is_signature_tag(&cosign_tag(&d, "sig")));
+        assert!(!is_signature_tag(&cosign_tag(&d, "att")));
+        let m = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{d}","size":2}},"layers":[],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{d}","size":9}}}}"#
+        );
+        let f = ReferrerFacts::of(m.as_bytes()).unwrap();
+        assert_eq!(f.subject.unwrap().digest, d);
+        assert_eq!(f.artifact_type.as_deref(), None);
+        let f = ReferrerFacts::of(m.as_bytes()).unwrap();
+        assert_eq!(f.artifact_type(), Some("application/vnd.oci.empty.v1+json"));
+        assert!(ReferrerFacts::of(b"[]").is_none());
+    }
+}
