@@ -73,7 +73,12 @@ fn build_http(
     let mut b = reqwest::Client::builder()
         .user_agent(opts.user_agent.clone())
         .connect_timeout(opts.connect_timeout)
-        .read_timeout(opts.read_timeout.max(opts.retry.idle_timeout));
+        .read_timeout(opts.read_timeout.max(opts.retry.idle_timeout))
+        // Host names through /etc/hosts, then the nameservers of
+        // /etc/resolv.conf, in pure Rust: never glibc's NSS modules, which a
+        // static binary cannot load on the site's host. IP literals need
+        // neither.
+        .hickory_dns(true);
     let read = |p: &std::path::Path| {
         std::fs::read(p).map_err(|source| Error::Io {
             path: p.to_path_buf(),
