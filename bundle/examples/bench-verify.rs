@@ -90,6 +90,7 @@ fn main() {
                 source_digest: None,
                 platforms: vec![],
                 used_by: vec![],
+                referrers: Vec::new(),
             }],
             file_sets: vec![],
             kustomize: None,

@@ -14,7 +14,7 @@ use crate::format::manifest::Manifest;
 use crate::format::{
     annotation as ann, bundle_ref_name, json, media, role, BundleConfig, BundleInfo, DeltaInfo,
     Descriptor, FileEntry, FileSetRef, FormatError, ImageEntry, ImageIndex, ImageManifest,
-    ManifestsRoot,
+    ManifestsRoot, ReferrerEntry,
 };
 use crate::Digest;
 
@@ -31,6 +31,21 @@ pub struct ImageInput {
     pub platforms: Vec<String>,
     /// `Kind/namespace/name` of objects that use the image.
     pub used_by: Vec<String>,
+    /// Artifacts that refer to the image (spec 4.3), in the order the
+    /// bundle lists them: by subject in walk order, then artifact type,
+    /// then digest. One already carried (for this or an earlier image) is
+    /// not carried again.
+    pub referrers: Vec<ReferrerInput>,
+}
+
+/// One referrer to carry: its manifest's descriptor (media type, digest,
+/// size, `artifactType`), the manifest it refers to, and its upstream tag
+/// when cosign's tag convention found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferrerInput {
+    pub descriptor: Descriptor,
+    pub subject: Digest,
+    pub tag: Option<String>,
 }
 
 /// One file of a file set: path relative to the set's source.
@@ -169,6 +184,9 @@ pub fn assemble(plan: &BundlePlan, key: &SigningKey) -> Result<Assembled, PlanEr
         });
     }
 
+    // Referrers: after every image, each once, covered like an image.
+    let referrer_descs = referrers(plan, &mut image_entries)?;
+
     // File sets: ORAS-style artifacts.
     let mut file_descs = Vec::new();
     let mut file_entries = Vec::new();
@@ -262,6 +280,7 @@ pub fn assemble(plan: &BundlePlan, key: &SigningKey) -> Result<Assembled, PlanEr
 
     let mut manifests = vec![artifact_desc];
     manifests.extend(image_descs);
+    manifests.extend(referrer_descs);
     manifests.extend(file_descs);
     let index = ImageIndex {
         schema_version: 2,
@@ -286,6 +305,48 @@ pub fn assemble(plan: &BundlePlan, key: &SigningKey) -> Result<Assembled, PlanEr
         config,
         generated,
     })
+}
+
+/// The top-level descriptors of the plan's referrers, and each image
+/// entry's `referrers`: in plan order, a referrer carried once (for the
+/// first image that brought it).
+fn referrers(plan: &BundlePlan, entries: &mut [ImageEntry]) -> Result<Vec<Descriptor>, PlanError> {
+    let mut seen = HashSet::new();
+    let mut descs = Vec::new();
+    for entry in entries.iter_mut() {
+        let Some(img) = plan.images.iter().find(|i| i.reference == entry.reference) else {
+            continue;
+        };
+        for r in &img.referrers {
+            let d = &r.descriptor;
+            if crate::format::ManifestKind::of(&d.media_type).is_none() {
+                return Err(PlanError::BadImageType {
+                    reference: format!("{} (referrer {})", img.reference, d.digest),
+                    media_type: d.media_type.clone(),
+                });
+            }
+            if !seen.insert(d.digest.clone()) {
+                continue;
+            }
+            let mut desc = Descriptor::new(&d.media_type, d.digest.clone(), d.size)
+                .with_annotation(ann::ROLE, role::REFERRER)
+                .with_annotation(ann::SUBJECT, &r.subject.to_string())
+                .with_annotation(ann::REFERRER_OF, &img.reference);
+            if let Some(tag) = &r.tag {
+                desc = desc.with_annotation(ann::REFERRER_TAG, tag);
+            }
+            desc.artifact_type = d.artifact_type.clone();
+            descs.push(desc);
+            entry.referrers.push(ReferrerEntry {
+                digest: d.digest.clone(),
+                media_type: d.media_type.clone(),
+                artifact_type: d.artifact_type.clone().unwrap_or_default(),
+                subject: r.subject.clone(),
+                tag: r.tag.clone(),
+            });
+        }
+    }
+    Ok(descs)
 }
 
 /// The blobs of a bundle in archive order (spec 2.1): depth-first pre-order
@@ -404,6 +465,7 @@ mod tests {
             source_digest: None,
             platforms: vec![],
             used_by: vec![],
+            referrers: vec![],
         }];
         plan_images.push(plan_images[0].clone());
         let f = FileInput {

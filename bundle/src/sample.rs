@@ -166,6 +166,7 @@ pub fn sample_with_delta(
             source_digest: None,
             platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
             used_by: vec!["Deployment/atp-system/atp-router".into()],
+            referrers: Vec::new(),
         }],
         file_sets: vec![FileSetInput {
             name: "models".into(),

@@ -206,6 +206,7 @@ fn two_images_sharing_a_layer(size_b: Option<u64>, type_b: Option<&str>) -> (Vec
             source_digest: None,
             platforms: Vec::new(),
             used_by: Vec::new(),
+            referrers: Vec::new(),
         });
     }
     let plan = BundlePlan {

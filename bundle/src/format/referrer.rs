@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-use super::Descriptor;
+use super::{annotation as ann, Descriptor};
 use crate::Digest;
 
 /// The suffixes of cosign's tag convention, in the order they are looked up.
@@ -50,6 +50,59 @@ impl ReferrerFacts {
         self.artifact_type
             .as_deref()
             .or(self.config.as_ref().map(|c| c.media_type.as_str()))
+    }
+}
+
+/// A top-level referrer descriptor of `index.json`, read: what the
+/// installer needs to plan it and the verifier to judge it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CarriedReferrer {
+    pub digest: Digest,
+    pub media_type: String,
+    /// The descriptor's `artifactType` (empty when absent).
+    pub artifact_type: String,
+    /// `dev.atp-offline.subject`.
+    pub subject: Digest,
+    /// `dev.atp-offline.referrer-of`: the `ref.name` of its image.
+    pub referrer_of: String,
+    /// `dev.atp-offline.referrer-tag`: cosign's upstream tag, if any.
+    pub tag: Option<String>,
+}
+
+impl CarriedReferrer {
+    /// Read a referrer descriptor's annotations; `Err` says which one is
+    /// missing or malformed.
+    pub fn from_descriptor(d: &Descriptor) -> Result<Self, String> {
+        let subject = d
+            .annotation(ann::SUBJECT)
+            .ok_or_else(|| format!("no {} annotation", ann::SUBJECT))?;
+        let subject: Digest = subject
+            .parse()
+            .map_err(|e| format!("{} {subject:?} is not a digest: {e}", ann::SUBJECT))?;
+        let referrer_of = d
+            .annotation(ann::REFERRER_OF)
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| format!("no {} annotation", ann::REFERRER_OF))?;
+        let tag = d.annotation(ann::REFERRER_TAG).map(str::to_string);
+        if let Some(t) = &tag {
+            let ok = COSIGN_SUFFIXES
+                .iter()
+                .any(|s| *t == cosign_tag(&subject, s));
+            if !ok {
+                return Err(format!(
+                    "{} {t:?} is not cosign's tag for its subject (sha256-<hex>.sig, .att or .sbom)",
+                    ann::REFERRER_TAG
+                ));
+            }
+        }
+        Ok(Self {
+            digest: d.digest.clone(),
+            media_type: d.media_type.clone(),
+            artifact_type: d.artifact_type.clone().unwrap_or_default(),
+            subject,
+            referrer_of: referrer_of.to_string(),
+            tag,
+        })
     }
 }
 

@@ -82,13 +82,13 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
                         "manifests[0] must be the bundle artifact (role bundle)".into(),
                     );
                 }
-            } else if ![role::IMAGE, role::FILES].contains(&r.as_str()) {
+            } else if ![role::IMAGE, role::REFERRER, role::FILES].contains(&r.as_str()) {
                 bad(
                     self,
-                    format!("manifests[{i}] has role {r:?}, expected image or files"),
+                    format!("manifests[{i}] has role {r:?}, expected image, referrer or files"),
                 );
             }
-            if d.annotation(ann::REF_NAME).is_none_or(str::is_empty) {
+            if r != role::REFERRER && d.annotation(ann::REF_NAME).is_none_or(str::is_empty) {
                 bad(
                     self,
                     format!(
@@ -115,6 +115,7 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
             });
             self.announce(d, false, INDEX_PATH, at);
         }
+        self.referrers_in_index(&index.manifests, at);
         let order: Vec<Digest> = index
             .manifests
             .iter()
@@ -365,6 +366,11 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
             .and_then(|i| i.manifests.first())
             .map(|d| d.digest == *digest)
             .unwrap_or(false);
+        self.referrer_manifest(digest, bytes, h_off);
+        if let Manifest::Index(i) = &parsed {
+            let listed = i.manifests.iter().map(|c| c.digest.clone()).collect();
+            self.index_children.insert(digest.clone(), listed);
+        }
         let children: Vec<(Descriptor, bool)> = match &parsed {
             Manifest::Index(i) => i.manifests.iter().map(|c| (c.clone(), false)).collect(),
             Manifest::Image(m) => {
@@ -513,6 +519,7 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
                 format!("{} referenced by {} is not in the bundle; hint: the bundle is incomplete, rebuild it or copy it again", a.media_type, a.parent),
             );
         }
+        self.finish_referrers();
         for d in self.report.omitted.clone() {
             if !self.announced.contains_key(&d) {
                 self.find(

@@ -17,6 +17,7 @@
 mod archive;
 mod graph;
 mod input;
+mod referrers;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -165,6 +166,13 @@ impl Report {
         self.top_level.iter().filter(|t| t.role == role::IMAGE)
     }
 
+    /// Top-level referrers (role `referrer`: signatures, attestations,
+    /// SBOMs), in index order; read one with
+    /// `format::referrer::CarriedReferrer::from_descriptor`.
+    pub fn referrers(&self) -> impl Iterator<Item = &TopLevel> {
+        self.top_level.iter().filter(|t| t.role == role::REFERRER)
+    }
+
     /// Findings of one kind.
     pub fn of_kind(&self, kind: FindingKind) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(move |f| f.kind == kind)
@@ -233,6 +241,7 @@ pub fn verify_reader_with<R: Read, V: VisitBlob>(
         damaged: Vec::new(),
         config_digest: None,
         damaged_in_a_row: 0,
+        index_children: HashMap::new(),
     };
     v.run();
     v.report
@@ -278,4 +287,7 @@ struct Verifier<'a, R, V> {
     damaged: Vec<Digest>,
     config_digest: Option<Digest>,
     damaged_in_a_row: u32,
+    /// The manifests each verified index lists (which platform manifests
+    /// belong to which image, for the referrer rules in `graph`).
+    index_children: HashMap<Digest, Vec<Digest>>,
 }

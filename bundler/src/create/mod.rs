@@ -285,6 +285,7 @@ async fn write_bundle(
                 source_digest: i.source_digest.clone(),
                 platforms: i.platforms.clone(),
                 used_by: i.used_by.clone(),
+                referrers: Vec::new(),
             })
             .collect(),
         file_sets: scanned.sets.clone(),
