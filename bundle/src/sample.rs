@@ -6,6 +6,7 @@
 //! not real tarballs) but every digest, size and signature is genuine.
 
 pub mod broken;
+pub mod referrers;
 
 use std::collections::{HashMap, HashSet};
 
