@@ -48,7 +48,7 @@ fmt:
 ## make generated: shell completions (docs/completions) and man pages (docs/man)
 ## from the CLI definitions; `make test` fails while the committed ones are stale.
 generated:
-	ATP_WRITE_GENERATED=1 $(CARGO) test -q -p atp-bundler -p atp-installer --bins completions_and_man_pages_are_current
+	ATP_WRITE_GENERATED=1 $(CARGO) test -q -p atp-bundler -p atp-installer --bins command_line_conformance
 
 ## make bench: release build, side by side with skopeo; writes docs/PERFORMANCE.md
 bench: deps

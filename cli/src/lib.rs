@@ -3,13 +3,15 @@
 //! error printer ([`report`]), passwords read from standard input
 //! ([`password`]), the repository-mapping flags and mapping-file loader
 //! ([`mapping`]), the flag groups and help texts both commands use
-//! ([`args`]), and the completions and man pages generated from them
-//! ([`generated`]).
+//! ([`args`]), the completions and man pages generated from them
+//! ([`generated`]), and the rules every command line keeps, for the
+//! binaries' unit tests ([`conformance`]).
 //!
 //! Used only by the binaries: no library crate of the workspace depends on
 //! it, so clap and indicatif stay out of them.
 
 pub mod args;
+pub mod conformance;
 pub mod generated;
 pub mod mapping;
 pub mod password;

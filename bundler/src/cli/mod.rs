@@ -38,39 +38,12 @@ mod tests {
     use clap::CommandFactory;
 
     #[test]
-    fn every_flag_of_every_subcommand_has_help() {
-        let missing = atp_cli::args::missing_help(&crate::Cli::command());
-        assert!(missing.is_empty(), "flags without help: {missing:#?}");
-    }
-
-    #[test]
-    fn completions_and_man_pages_are_current() {
+    fn command_line_conformance() {
         let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
-        atp_cli::generated::check_or_write(crate::Cli::command(), &docs);
-    }
-
-    #[test]
-    fn help_names_the_environment_variables() {
-        let help = crate::Cli::command().render_long_help().to_string();
-        for var in [
-            "ATP_KEY_PASSWORD",
-            "COSIGN_PASSWORD",
-            "SOURCE_DATE_EPOCH",
-            "DOCKER_CONFIG",
-        ] {
-            assert!(help.contains(var), "--help does not mention {var}:\n{help}");
-        }
-    }
-
-    #[test]
-    fn every_library_setting_a_hint_names_has_a_flag() {
-        for vocabulary in [super::CREATE_VOCABULARY, super::sync::VOCABULARY] {
-            for setting in atp_registry::error::HINT_SETTINGS {
-                assert!(
-                    vocabulary.iter().any(|(s, _)| s == setting),
-                    "{setting} has no flag"
-                );
-            }
-        }
+        atp_cli::conformance::check(
+            crate::Cli::command(),
+            &docs,
+            &[super::CREATE_VOCABULARY, super::sync::VOCABULARY],
+        );
     }
 }
