@@ -56,8 +56,10 @@
 //! shared by install and sync), `config` (settings), `credstore` (docker/containers
 //! auth files and helpers), `auth` (challenges and tokens), `retry` (what is
 //! retried), `client` (request path), `pull`, `push`, `delete`, `manifest`, `error`,
-//! and `copy`: the copy engine (plan / decide / execute) that every command
-//! writing images into a registry goes through.
+//! `referrers` (the artifacts that refer to a manifest: discovery through the
+//! referrers API, its fallback tag and cosign's tags, and keeping the
+//! fallback tag index at a site), and `copy`: the copy engine (plan / decide /
+//! execute) that every command writing images into a registry goes through.
 
 mod auth;
 mod client;
@@ -72,6 +74,7 @@ mod probe;
 mod pull;
 mod push;
 pub mod reference;
+pub mod referrers;
 pub mod retry;
 
 pub use atp_bundle::format::media;

@@ -16,6 +16,7 @@ pub mod podman;
 pub mod proxy;
 pub mod registry;
 pub mod relay;
+pub mod supply_chain;
 pub mod token;
 
 pub use registry::{Access, Auth, Registry, RegistryOptions};

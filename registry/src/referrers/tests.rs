@@ -1,0 +1,126 @@
+//! Unit tests of `referrers`: the pure merge, bounded index parsing, the
+//! descriptor a referrer is listed with, tag names and `Link` parsing.
+
+use super::wire::next_link;
+use super::*;
+
+fn desc(n: u8, artifact: &str) -> Descriptor {
+    let mut d = Descriptor::of_bytes(media::OCI_MANIFEST, &[n]);
+    d.artifact_type = Some(artifact.to_string());
+    d
+}
+
+fn index(entries: &[Descriptor]) -> ImageIndex {
+    merge_fallback_index(None, entries).unwrap()
+}
+
+#[test]
+fn tags_follow_the_referrers_tag_schema_and_cosign() {
+    let d: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+    assert_eq!(fallback_tag(&d), format!("sha256-{}", "ab".repeat(32)));
+    assert_eq!(
+        cosign_tag(&d, "sig"),
+        format!("sha256-{}.sig", "ab".repeat(32))
+    );
+}
+
+#[test]
+fn merge_into_nothing_makes_an_oci_index_and_nothing_added_is_none() {
+    assert_eq!(merge_fallback_index(None, &[]), None);
+    let a = desc(1, "application/spdx+json");
+    let i = merge_fallback_index(None, &[a.clone(), a.clone()]).unwrap();
+    assert_eq!(i.schema_version, 2);
+    assert_eq!(i.media_type.as_deref(), Some(media::OCI_INDEX));
+    assert_eq!(i.manifests, vec![a]);
+}
+
+#[test]
+fn merge_keeps_existing_entries_in_order_and_appends_new_ones() {
+    let foreign = desc(9, "application/vnd.foreign+json").with_annotation("x", "y");
+    let (a, b) = (desc(1, "a"), desc(2, "b"));
+    let existing = index(&[foreign.clone(), a.clone()]);
+    let merged = merge_fallback_index(Some(&existing), &[b.clone(), a.clone()]).unwrap();
+    assert_eq!(merged.manifests, vec![foreign, a.clone(), b.clone()]);
+    // Already listed: nothing changes, so nothing is written.
+    assert_eq!(merge_fallback_index(Some(&merged), &[a, b]), None);
+}
+
+#[test]
+fn merge_is_deterministic_bytes() {
+    let (a, b) = (desc(1, "a"), desc(2, "b"));
+    let x = atp_bundle::format::json::to_canonical_vec(&index(&[a.clone(), b.clone()])).unwrap();
+    let y = atp_bundle::format::json::to_canonical_vec(&index(&[a, b])).unwrap();
+    assert_eq!(x, y);
+}
+
+#[test]
+fn parse_index_is_bounded() {
+    let entries: Vec<_> = (0..5).map(|n| desc(n, "a")).collect();
+    let bytes = serde_json::to_vec(&index(&entries)).unwrap();
+    assert_eq!(parse_index(media::OCI_INDEX, &bytes, 5).unwrap(), entries);
+    // Sniffed when the transport gave no type.
+    assert_eq!(parse_index("", &bytes, 5).unwrap().len(), 5);
+    let e = parse_index(media::OCI_INDEX, &bytes, 4).unwrap_err();
+    assert!(e.contains("5 entries, over the limit of 4"), "{e}");
+    let huge = vec![b' '; MAX_INDEX_BYTES as usize + 1];
+    let e = parse_index(media::OCI_INDEX, &huge, 5).unwrap_err();
+    assert!(e.contains("over the 4194304 byte limit"), "{e}");
+}
+
+#[test]
+fn parse_index_refuses_what_is_not_an_index() {
+    let m = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"a","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1},"layers":[]}"#;
+    let e = parse_index(media::OCI_MANIFEST, m, 5).unwrap_err();
+    assert!(e.contains("is not an OCI image index"), "{e}");
+    let e = parse_index(media::OCI_INDEX, b"<html>not found</html>", 5).unwrap_err();
+    assert!(e.contains("not an image index"), "{e}");
+    let e = parse_index(
+        media::OCI_INDEX,
+        br#"{"schemaVersion":1,"manifests":[]}"#,
+        5,
+    )
+    .unwrap_err();
+    assert!(e.contains("schemaVersion is 1"), "{e}");
+}
+
+#[test]
+fn referrer_descriptor_takes_artifact_type_then_config_type_and_annotations() {
+    let subject = Digest::of(b"s");
+    let art = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","artifactType":"application/spdx+json","config":{{"mediaType":"{}","digest":"{}","size":2}},"layers":[],"subject":{{"mediaType":"{}","digest":"{subject}","size":1}},"annotations":{{"org.opencontainers.image.created":"2026-01-01T00:00:00Z"}}}}"#,
+        media::OCI_MANIFEST,
+        media::OCI_EMPTY,
+        Digest::of(b"{}"),
+        media::OCI_MANIFEST,
+    );
+    let d = referrer_descriptor(media::OCI_MANIFEST, art.as_bytes()).unwrap();
+    assert_eq!(d.digest, Digest::of(art.as_bytes()));
+    assert_eq!(d.size, art.len() as u64);
+    assert_eq!(d.artifact_type.as_deref(), Some("application/spdx+json"));
+    assert_eq!(
+        d.annotation("org.opencontainers.image.created"),
+        Some("2026-01-01T00:00:00Z")
+    );
+    assert_eq!(subject_of(art.as_bytes()).unwrap(), Some(subject));
+    let sig = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":2}},"layers":[]}}"#,
+        media::OCI_MANIFEST,
+        Digest::of(b"{}"),
+    );
+    let d = referrer_descriptor(media::OCI_MANIFEST, sig.as_bytes()).unwrap();
+    assert_eq!(
+        d.artifact_type.as_deref(),
+        Some("application/vnd.oci.image.config.v1+json")
+    );
+    assert_eq!(subject_of(sig.as_bytes()).unwrap(), None);
+}
+
+#[test]
+fn next_link_reads_rel_next_only() {
+    assert_eq!(
+        next_link(r#"</v2/a/referrers/sha256:x?n=2&last=y>; rel="next""#).as_deref(),
+        Some("/v2/a/referrers/sha256:x?n=2&last=y")
+    );
+    assert_eq!(next_link(r#"</v2/a>; rel="prev""#), None);
+    assert_eq!(next_link("garbage"), None);
+}
