@@ -1,20 +1,25 @@
 //! Decide: what executing a [`Plan`] would do, from HEAD requests alone.
 //!
-//! The same rules as [`super::execute()`] applies at write time: a blob the
-//! repository has is skipped; one that another repository of this copy has
-//! (or gets earlier in it) is mounted from the first such repository; the
-//! rest are uploaded. A manifest or tag already pointing at the digest (or
-//! written earlier in this copy) is skipped; the rest are pushed.
+//! The same rules as [`super::execute()`] applies at write time: an image
+//! whose root reference (tag, else root digest) already points at its root
+//! is in place, all of it, from that one answer; a blob the repository has
+//! is skipped; one that another repository of this copy has (or gets earlier
+//! in it) is mounted from the first such repository; the rest are uploaded.
+//! A manifest or tag already pointing at the digest (or written earlier in
+//! this copy) is skipped; the rest are pushed, without asking first when the
+//! manifest references something this copy writes.
 //!
 //! Sends GET/HEAD only: never a write.
 
 use std::collections::{HashMap, HashSet};
 
+use atp_bundle::format::manifest::Manifest;
+use atp_bundle::format::Descriptor;
 use atp_bundle::Digest;
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use super::{Action, BlobStep, CopyError, CopyStats, ManifestStep, Plan};
+use super::{Action, BlobStep, CopyError, CopyStats, ImageCopy, ManifestStep, Plan};
 use crate::client::Client;
 use crate::reference::Repository;
 
@@ -37,14 +42,97 @@ impl Decisions {
     }
 }
 
-/// HEAD every blob and manifest of `plan` in its target and decide.
+/// What the target answered for each image's root reference (its tag, or
+/// its root digest when untagged): one HEAD per distinct reference.
+pub(super) type RootAnswers = HashMap<(Repository, String), Option<Digest>>;
+
+/// The one reference that decides a whole image: its tag, else its root
+/// digest.
+pub(super) fn root_reference(img: &ImageCopy) -> String {
+    img.tag
+        .clone()
+        .unwrap_or_else(|| img.root.digest.to_string())
+}
+
+/// HEAD every image's root reference, each distinct one once.
+pub(super) async fn head_roots(
+    client: &Client,
+    plan: &Plan,
+    concurrency: usize,
+) -> Result<RootAnswers, CopyError> {
+    let refs: HashSet<(Repository, String)> = plan
+        .images
+        .iter()
+        .map(|img| (img.target.clone(), root_reference(img)))
+        .collect();
+    futures_util::stream::iter(refs)
+        .map(|(repo, reference)| async move {
+            let found = client
+                .manifest_exists(&repo, &reference)
+                .await
+                .map_err(|e| {
+                    CopyError::registry(format!("checking manifest {reference}"), &repo, e)
+                })?;
+            Ok::<_, CopyError>(((repo, reference), found))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await
+}
+
+/// Per image: is it wholly in place? True when its root reference already
+/// points at its root digest. A registry stores a manifest only once every
+/// blob and child it references is in the repository (distribution checks
+/// this on every manifest PUT, and this engine pushes the tag last), so that
+/// one answer vouches for the image's every manifest and blob.
+pub(super) fn complete(plan: &Plan, roots: &RootAnswers) -> Vec<bool> {
+    plan.images
+        .iter()
+        .map(|img| {
+            let key = (img.target.clone(), root_reference(img));
+            matches!(roots.get(&key), Some(Some(d)) if *d == img.root.digest)
+        })
+        .collect()
+}
+
+/// The `(repository, blob)` pairs that complete images vouch for.
+pub(super) fn vouched_blobs(plan: &Plan, complete: &[bool]) -> HashSet<(Repository, Digest)> {
+    plan.images
+        .iter()
+        .zip(complete)
+        .filter(|(_, done)| **done)
+        .flat_map(|(img, _)| {
+            img.blobs
+                .iter()
+                .map(|(d, _)| (img.target.clone(), d.clone()))
+        })
+        .collect()
+}
+
+/// The digests a manifest references (blobs and child manifests), or none
+/// when its bytes do not parse (then nothing is assumed about it).
+pub(super) fn references(d: &Descriptor, bytes: &[u8]) -> Vec<Digest> {
+    Manifest::parse(&d.media_type, bytes, &d.digest.to_string())
+        .map(|m| m.children().into_iter().map(|c| c.digest.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// HEAD what the answers so far leave open, and decide.
+///
+/// One HEAD of each image's root reference first: an image already in place
+/// is decided by it alone (every blob and reference skipped). Then every
+/// remaining `(repository, blob)` pair. Last, each remaining manifest,
+/// except one that references a blob or child this copy writes: the
+/// registry cannot hold it yet, so it is pushed without asking.
 pub async fn decide(
     client: &Client,
     plan: &Plan,
     concurrency: usize,
 ) -> Result<Decisions, CopyError> {
+    let roots = head_roots(client, plan, concurrency).await?;
+    let done = complete(plan, &roots);
+    let vouched = vouched_blobs(plan, &done);
     let needs = plan.blob_needs();
-    // What the target already has: every (repository, blob) pair, HEADed.
     let pairs: Vec<(Repository, Digest, u64)> = needs
         .iter()
         .flat_map(|n| {
@@ -52,8 +140,9 @@ pub async fn decide(
                 .iter()
                 .map(|r| (r.clone(), n.digest.clone(), n.size))
         })
+        .filter(|(r, d, _)| !vouched.contains(&(r.clone(), d.clone())))
         .collect();
-    let present: HashSet<(Repository, Digest)> = futures_util::stream::iter(pairs)
+    let mut present: HashSet<(Repository, Digest)> = futures_util::stream::iter(pairs)
         .map(|(repo, d, size)| async move {
             let found = client
                 .blob_exists(&repo, &d)
@@ -65,19 +154,43 @@ pub async fn decide(
         .try_filter_map(|x| async move { Ok(x) })
         .try_collect()
         .await?;
+    present.extend(vouched);
 
-    // Manifests and tags already in place.
-    let mut checks: Vec<(Repository, String)> = Vec::new();
-    for img in &plan.images {
-        for (d, _) in &img.manifests {
-            checks.push((img.target.clone(), d.digest.to_string()));
+    // What the blob decisions say this copy writes, per repository.
+    let written: HashSet<(String, Digest)> = decide_from(plan, &present, HashMap::new())
+        .blobs
+        .into_iter()
+        .filter(|b| matches!(b.action, Action::Upload | Action::Mount))
+        .map(|b| (b.repository, b.digest))
+        .collect();
+    let mut existing: HashMap<(Repository, String), Digest> = HashMap::new();
+    let mut checks: HashSet<(Repository, String)> = HashSet::new();
+    for (img, done) in plan.images.iter().zip(&done) {
+        let repo = img.target.to_string();
+        if *done {
+            for (d, _) in &img.manifests {
+                existing.insert((img.target.clone(), d.digest.to_string()), d.digest.clone());
+            }
         }
-        if let Some(tag) = &img.tag {
-            checks.push((img.target.clone(), tag.clone()));
+        let mut fresh: HashSet<&Digest> = HashSet::new();
+        for (d, bytes) in &img.manifests {
+            let is_fresh = references(d, bytes)
+                .iter()
+                .any(|c| fresh.contains(c) || written.contains(&(repo.clone(), c.clone())));
+            if is_fresh {
+                fresh.insert(&d.digest);
+            } else if !*done {
+                checks.insert((img.target.clone(), d.digest.to_string()));
+            }
         }
     }
-    let unique: HashSet<(Repository, String)> = checks.into_iter().collect();
-    let existing: HashMap<(Repository, String), Digest> = futures_util::stream::iter(unique)
+    for ((repo, reference), found) in roots {
+        if let Some(d) = found {
+            existing.insert((repo.clone(), reference), d);
+        }
+    }
+    checks.retain(|k| !existing.contains_key(k));
+    let headed: Vec<((Repository, String), Digest)> = futures_util::stream::iter(checks)
         .map(|(repo, reference)| async move {
             let found = client
                 .manifest_exists(&repo, &reference)
@@ -91,6 +204,7 @@ pub async fn decide(
         .try_filter_map(|x| async move { Ok(x) })
         .try_collect()
         .await?;
+    existing.extend(headed);
     Ok(decide_from(plan, &present, existing))
 }
 
