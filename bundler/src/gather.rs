@@ -17,7 +17,7 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use crate::resolve::{self, ResolvedImage};
 use crate::source::oci_layout::Layouts;
-use crate::spec::{ImageFieldSpec, ImageSource, ImageSpec, ManifestsSpec};
+use crate::spec::{ImageFieldSpec, ImageSource, ImageSpec, ManifestsSpec, ReferrerOptions};
 
 /// An error a caller's discovered-image mapping may return (sync's mirror
 /// redirect).
@@ -53,6 +53,8 @@ pub enum GatherError {
         #[source]
         source: MapError,
     },
+    #[error(transparent)]
+    Referrers(#[from] crate::referrers::ReferrerError),
 }
 
 /// Resolve `listed`, then hold the overlay of `manifests` (when given)
@@ -102,6 +104,46 @@ pub async fn gather(
         });
     }
     Ok(images)
+}
+
+/// [`gather`], then the artifacts that refer to each image
+/// ([`attach_referrers`]): what `sync` carries.
+pub async fn gather_with_referrers(
+    listed: &[ImageSpec],
+    manifests: Option<&ManifestsSpec>,
+    client: &Client,
+    platforms: &[String],
+    concurrency: usize,
+    discovered: &(dyn Fn(&str) -> Result<ImageSpec, MapError> + Sync),
+    referrers: &ReferrerOptions,
+) -> Result<Vec<ResolvedImage>, GatherError> {
+    let mut images = gather(
+        listed,
+        manifests,
+        client,
+        platforms,
+        concurrency,
+        discovered,
+    )
+    .await?;
+    attach_referrers(&mut images, referrers, concurrency).await?;
+    Ok(images)
+}
+
+/// Find each image's referrers that `opts` wants, `concurrency` images at
+/// a time ([`crate::referrers::attach`]): their descriptors land in
+/// `ResolvedImage::referrers`, their manifests and blobs beside the image's.
+pub async fn attach_referrers(
+    images: &mut [ResolvedImage],
+    opts: &ReferrerOptions,
+    concurrency: usize,
+) -> Result<(), GatherError> {
+    futures_util::stream::iter(images.iter_mut())
+        .map(|img| crate::referrers::attach(img, opts))
+        .buffered(concurrency.max(1))
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(())
 }
 
 /// The image entry `discoverImages` adds for a reference the overlay uses.

@@ -7,6 +7,8 @@
 //! - [`selfcheck`]: `create --simulate`, the bundle proves itself self-sufficient
 //! - [`gather`]: which images a bundle or sync carries (the spec's, the
 //!   overlay's) and the completeness check, shared by `create` and `sync`
+//! - [`referrers`]: the signatures, attestations and SBOMs that refer to
+//!   each image, and `spec.verify`'s upstream signature check
 //! - [`resolve`]: images from registries, OCI layouts, docker archives
 //! - [`files`]: scan model files and other file sets
 //! - [`spec`]: the bundle spec file
@@ -22,6 +24,7 @@ pub mod gather;
 pub mod inspect;
 pub mod keygen;
 pub mod media;
+pub mod referrers;
 pub mod resolve;
 pub mod selfcheck;
 pub mod source;

@@ -43,6 +43,9 @@ pub struct ResolvedImage {
     pub origin: Origin,
     /// `Kind/namespace/name` of rendered objects that use the image.
     pub used_by: Vec<String>,
+    /// The artifacts that refer to it, once [`crate::referrers::attach`]
+    /// found them (their manifests and blobs are in `manifests` and `blobs`).
+    pub referrers: Vec<crate::referrers::ResolvedReferrer>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +83,20 @@ pub fn normalize(reference: &str) -> Result<String, atp_registry::Error> {
     Ok(s)
 }
 
+/// A source as the spec writes it (`oci:DIR:TAG`, a registry reference,
+/// `docker-archive:FILE`): [`ResolvedImage::source`].
+pub fn label(source: &ImageSource) -> String {
+    match source {
+        ImageSource::Registry(r) => r.clone(),
+        ImageSource::OciLayout { dir, tag } => format!(
+            "oci:{}{}",
+            dir.display(),
+            tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default()
+        ),
+        ImageSource::DockerArchive { file } => format!("docker-archive:{}", file.display()),
+    }
+}
+
 /// Resolve one spec image. Layouts are opened through `layouts`, once per
 /// folder.
 pub async fn resolve(
@@ -88,15 +105,7 @@ pub async fn resolve(
     layouts: &Layouts,
     platforms: &[String],
 ) -> Result<ResolvedImage, ResolveError> {
-    let label = match &img.source {
-        ImageSource::Registry(r) => r.clone(),
-        ImageSource::OciLayout { dir, tag } => format!(
-            "oci:{}{}",
-            dir.display(),
-            tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default()
-        ),
-        ImageSource::DockerArchive { file } => format!("docker-archive:{}", file.display()),
-    };
+    let label = label(&img.source);
     let src_err = |message: String| ResolveError::Source {
         image: label.clone(),
         message,
@@ -179,6 +188,7 @@ pub async fn resolve(
         blobs: BTreeMap::new(),
         origin,
         used_by: Vec::new(),
+        referrers: Vec::new(),
     };
     let (root_bytes, kept) = prune(&label, &media_type, root_bytes, platforms)?;
     if let Some(kept) = kept {
@@ -269,6 +279,17 @@ fn prune(
     v["manifests"] = serde_json::Value::Array(kept);
     let pruned = json::to_canonical_vec(&v).expect("JSON value serializes");
     Ok((pruned, Some(kept_platforms)))
+}
+
+/// Add a referrer's manifest (fetched and digest-checked) to `img`: its
+/// bytes, its configs and layers, and any manifest it lists.
+pub(crate) async fn walk_referrer(
+    img: &mut ResolvedImage,
+    desc: Descriptor,
+    bytes: Vec<u8>,
+) -> Result<(), ResolveError> {
+    let label = img.source.clone();
+    walk(&label, img, desc, bytes).await
 }
 
 /// Fetch every child manifest, collect configs and layers.

@@ -21,8 +21,50 @@ pub struct Spec {
     pub images: Vec<ImageSpec>,
     pub manifests: Option<ManifestsSpec>,
     pub files: Vec<FileSpec>,
+    /// `spec.referrers`: which artifacts referring to the images are carried.
+    pub referrers: ReferrerOptions,
+    /// `spec.verify.key`: every image must carry a cosign signature by it.
+    pub verify: Option<PathBuf>,
+    /// `spec.images[].verify.key`, by the image's source (overrides `verify`).
+    pub image_verify: Vec<(ImageSource, PathBuf)>,
     /// The folder the spec file sits in.
     pub base_dir: PathBuf,
+}
+
+/// Which referrers are carried (`--referrers`, `spec.referrers.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ReferrerMode {
+    /// Every referrer (the default).
+    #[default]
+    All,
+    /// Signatures only: cosign's `.sig` tags and sigstore bundles.
+    Signatures,
+    /// None.
+    None,
+}
+
+/// `spec.referrers`: what to carry of the artifacts that refer to images.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReferrerOptions {
+    #[serde(default)]
+    pub mode: ReferrerMode,
+    /// Only these artifact types (all when empty).
+    #[serde(default)]
+    pub artifact_types: Vec<String>,
+}
+
+impl Spec {
+    /// The cosign key `spec.verify` names for an image read from `source`
+    /// (its own, else the global one).
+    pub fn verify_key(&self, source: &ImageSource) -> Option<&Path> {
+        self.image_verify
+            .iter()
+            .find(|(s, _)| s == source)
+            .map(|(_, k)| k.as_path())
+            .or(self.verify.as_deref())
+    }
 }
 
 /// One image to carry: where to read it from, and the reference it is known by.
@@ -135,6 +177,16 @@ struct RawBody {
     manifests: Option<RawManifests>,
     #[serde(default)]
     files: Vec<RawFile>,
+    #[serde(default)]
+    referrers: ReferrerOptions,
+    verify: Option<RawVerify>,
+}
+
+/// `verify:` globally or on an image: `{key: cosign.pub}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerify {
+    key: String,
 }
 
 /// An image entry: a string, or a map. Not `#[serde(untagged)]`, whose
@@ -170,6 +222,7 @@ impl<'de> Deserialize<'de> for RawImage {
 struct RawNamedImage {
     source: String,
     name: Option<String>,
+    verify: Option<RawVerify>,
 }
 
 #[derive(Deserialize)]
@@ -264,10 +317,11 @@ impl Spec {
             }
         }
         let mut images = Vec::new();
+        let mut image_verify = Vec::new();
         for (i, img) in raw.spec.images.into_iter().enumerate() {
-            let (source, name) = match img {
-                RawImage::Plain(s) => (s, None),
-                RawImage::Named(n) => (n.source, n.name),
+            let (source, name, verify) = match img {
+                RawImage::Plain(s) => (s, None, None),
+                RawImage::Named(n) => (n.source, n.name, n.verify),
             };
             let field = format!("spec.images[{i}]");
             let source = parse_source(&source, base_dir).map_err(|p| invalid(&field, p))?;
@@ -275,6 +329,9 @@ impl Spec {
                 if n.trim().is_empty() || n.contains(char::is_whitespace) {
                     return Err(invalid(&field, format!("name {n:?} is not a reference")));
                 }
+            }
+            if let Some(v) = verify {
+                image_verify.push((source.clone(), base_dir.join(v.key)));
             }
             images.push(ImageSpec { source, name });
         }
@@ -329,6 +386,9 @@ impl Spec {
             images,
             manifests,
             files,
+            referrers: raw.spec.referrers,
+            verify: raw.spec.verify.map(|v| base_dir.join(v.key)),
+            image_verify,
             base_dir: base_dir.to_path_buf(),
         })
     }
@@ -477,6 +537,30 @@ spec:
             let err = Spec::parse(text, Path::new("s.yaml"), Path::new("/")).unwrap_err();
             assert!(err.to_string().contains(needle), "{needle}: {err}");
         }
+    }
+
+    #[test]
+    fn referrers_and_verify_are_read_with_defaults() {
+        let text = "metadata: {name: a, version: '1'}\nspec:\n  channel: c\n  sequence: 1\n  images: [r.example/a:1]\n";
+        let spec = Spec::parse(text, Path::new("s"), Path::new("/b")).unwrap();
+        assert_eq!(spec.referrers, ReferrerOptions::default());
+        assert_eq!(spec.referrers.mode, ReferrerMode::All);
+        assert!(spec.verify.is_none());
+        let text = "metadata: {name: a, version: '1'}\nspec:\n  channel: c\n  sequence: 1\n  referrers: {mode: signatures, artifactTypes: [application/spdx+json]}\n  verify: {key: keys/cosign.pub}\n  images:\n    - r.example/a:1\n    - {source: r.example/b:1, verify: {key: other.pub}}\n";
+        let spec = Spec::parse(text, Path::new("s"), Path::new("/b")).unwrap();
+        assert_eq!(spec.referrers.mode, ReferrerMode::Signatures);
+        assert_eq!(spec.referrers.artifact_types, ["application/spdx+json"]);
+        assert_eq!(
+            spec.verify_key(&spec.images[0].source),
+            Some(Path::new("/b/keys/cosign.pub"))
+        );
+        assert_eq!(
+            spec.verify_key(&spec.images[1].source),
+            Some(Path::new("/b/other.pub"))
+        );
+        let bad = "metadata: {name: a, version: '1'}\nspec: {channel: c, sequence: 1, images: [x], referrers: {mode: some}}";
+        let err = Spec::parse(bad, Path::new("s"), Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("unknown variant `some`"), "{err}");
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub struct CreateArgs {
     /// with volumes it is listed and signed in volumes.json, and verify-media checks it.
     #[arg(long, value_name = "PATH")]
     with_installer: Option<PathBuf>,
+    /// Which artifacts that refer to the images to carry (signatures, attestations, SBOMs);
+    /// overrides spec.referrers.mode [default: all].
+    #[arg(long, value_enum, value_name = "all|signatures|none")]
+    referrers: Option<atp_bundler::spec::ReferrerMode>,
     #[arg(long, help = atp_cli::args::JSON_HELP)]
     json: bool,
 }
@@ -87,6 +91,7 @@ pub fn run(a: CreateArgs, quiet: bool) -> Result<()> {
         },
         media,
         installer: a.with_installer,
+        referrers: a.referrers,
     };
     let progress = Arc::new(atp_cli::ui::Ui::new(quiet || a.json));
     let rt = tokio::runtime::Runtime::new()?;
@@ -138,10 +143,15 @@ pub fn run(a: CreateArgs, quiet: bool) -> Result<()> {
 /// What `create` wrote, as the user sees it: each file written with its own
 /// size on disk; the bundle's own (tar) size is said as that.
 fn written_text(summary: &atp_bundler::create::CreateSummary) -> String {
+    let referrers: usize = summary.images.iter().map(|i| i.referrers).sum();
     let contents = format!(
-        "{} blobs, {} images, {} files",
+        "{} blobs, {} images, {}{} files",
         summary.blobs,
         summary.images.len(),
+        match referrers {
+            0 => String::new(),
+            n => format!("{n} referrers (signatures, attestations, SBOMs), "),
+        },
         summary.files
     );
     let Some(m) = &summary.media else {

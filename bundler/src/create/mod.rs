@@ -53,6 +53,8 @@ pub struct CreateOptions {
     /// `--with-installer`: the installer binary to carry beside the bundle
     /// (listed in `volumes.json` when there are volumes).
     pub installer: Option<PathBuf>,
+    /// `--referrers`: overrides `spec.referrers.mode` when given.
+    pub referrers: Option<crate::spec::ReferrerMode>,
 }
 
 /// What `create` made.
@@ -80,6 +82,8 @@ pub struct ImageSummary {
     pub reference: String,
     pub digest: Digest,
     pub platforms: Vec<String>,
+    /// The referrers carried with it (signatures, attestations, SBOMs).
+    pub referrers: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +132,8 @@ pub enum CreateError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Upstream(#[from] crate::referrers::cosign::UpstreamError),
 }
 
 /// Build a registry client for source registries.
@@ -225,7 +231,7 @@ async fn write_bundle(
         }
     };
 
-    let images = gather::gather(
+    let mut images = gather::gather(
         &spec.images,
         spec.manifests.as_ref(),
         &client,
@@ -234,6 +240,12 @@ async fn write_bundle(
         &|r| Ok(gather::from_registry(r)),
     )
     .await?;
+    crate::referrers::cosign::verify_spec(spec, &images).await?;
+    let mut referrers = spec.referrers.clone();
+    if let Some(mode) = opts.referrers {
+        referrers.mode = mode;
+    }
+    gather::attach_referrers(&mut images, &referrers, opts.concurrency).await?;
 
     let mut kustomize_layer = None;
     if let Some(m) = &spec.manifests {
@@ -285,7 +297,15 @@ async fn write_bundle(
                 source_digest: i.source_digest.clone(),
                 platforms: i.platforms.clone(),
                 used_by: i.used_by.clone(),
-                referrers: Vec::new(),
+                referrers: i
+                    .referrers
+                    .iter()
+                    .map(|r| assemble::ReferrerInput {
+                        descriptor: r.descriptor.clone(),
+                        subject: r.subject.clone(),
+                        tag: r.tag.clone(),
+                    })
+                    .collect(),
             })
             .collect(),
         file_sets: scanned.sets.clone(),
@@ -366,6 +386,7 @@ async fn write_bundle(
                 reference: i.reference.clone(),
                 digest: i.root.digest.clone(),
                 platforms: i.platforms.clone(),
+                referrers: i.referrers.len(),
             })
             .collect(),
         files: scanned.sets.iter().map(|s| s.files.len()).sum(),
