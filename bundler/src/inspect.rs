@@ -47,6 +47,21 @@ pub struct InspectImage {
     pub media_type: String,
     pub platforms: Vec<String>,
     pub used_by: Vec<String>,
+    /// The artifacts carried that refer to it (signatures, attestations,
+    /// SBOMs), in the bundle's order.
+    pub referrers: Vec<InspectReferrer>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InspectReferrer {
+    pub digest: String,
+    pub artifact_type: String,
+    /// The manifest it refers to (the image, a platform manifest, or
+    /// another referrer).
+    pub subject: String,
+    /// cosign's upstream tag, when found by one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -118,6 +133,16 @@ pub fn inspect_media(
                         media_type: i.media_type.clone(),
                         platforms: i.platforms.clone(),
                         used_by: i.used_by.clone(),
+                        referrers: i
+                            .referrers
+                            .iter()
+                            .map(|r| InspectReferrer {
+                                digest: r.digest.to_string(),
+                                artifact_type: r.artifact_type.clone(),
+                                subject: r.subject.to_string(),
+                                tag: r.tag.clone(),
+                            })
+                            .collect(),
                     })
                     .collect()
             })
@@ -142,6 +167,26 @@ pub fn inspect_media(
                 overlay: m.overlay.clone(),
             }),
     })
+}
+
+impl InspectImage {
+    /// `3 referrers: cosign signature, application/spdx+json, ...`.
+    pub fn referrers_line(&self) -> String {
+        let entries: Vec<atp_bundle::format::ReferrerEntry> = self
+            .referrers
+            .iter()
+            .filter_map(|r| {
+                Some(atp_bundle::format::ReferrerEntry {
+                    digest: r.digest.parse().ok()?,
+                    media_type: String::new(),
+                    artifact_type: r.artifact_type.clone(),
+                    subject: r.subject.parse().ok()?,
+                    tag: r.tag.clone(),
+                })
+            })
+            .collect();
+        atp_bundle::format::referrer::summary_line(&entries)
+    }
 }
 
 impl Inspection {
@@ -188,6 +233,9 @@ impl Inspection {
             );
             for u in &i.used_by {
                 let _ = writeln!(s, "    used by {u}");
+            }
+            if !i.referrers.is_empty() {
+                let _ = writeln!(s, "    {}", i.referrers_line());
             }
         }
         if !self.files.is_empty() {

@@ -49,7 +49,18 @@ pub struct VerifySummary {
     pub omitted: Vec<String>,
     /// Index digests of the bundles a delta relies on.
     pub delta_bases: Vec<String>,
+    /// Each image with the referrers carried for it (signatures,
+    /// attestations, SBOMs), from the verified bundle config.
+    pub images: Vec<VerifiedImage>,
     pub findings: Vec<Finding>,
+}
+
+/// One image of a verified bundle and its referrers.
+#[derive(Debug, Serialize)]
+pub struct VerifiedImage {
+    pub reference: String,
+    pub digest: String,
+    pub referrers: Vec<atp_bundle::format::ReferrerEntry>,
 }
 
 /// Verify a bundle file with the public key at `key`.
@@ -133,6 +144,16 @@ pub fn summarize(bundle: &Path, report: &Report) -> VerifySummary {
             .and_then(|c| c.delta.as_ref())
             .map(|d| d.bases.iter().map(ToString::to_string).collect())
             .unwrap_or_default(),
+        images: report
+            .config
+            .iter()
+            .flat_map(|c| &c.images)
+            .map(|i| VerifiedImage {
+                reference: i.reference.clone(),
+                digest: i.digest.to_string(),
+                referrers: i.referrers.clone(),
+            })
+            .collect(),
         findings: report.findings.clone(),
     }
 }
@@ -164,6 +185,22 @@ impl VerifySummary {
                 }
                 for b in &self.delta_bases {
                     let _ = writeln!(s, "  from base bundle {b}");
+                }
+            }
+            let signed: Vec<&VerifiedImage> = self
+                .images
+                .iter()
+                .filter(|i| !i.referrers.is_empty())
+                .collect();
+            if !signed.is_empty() {
+                let _ = writeln!(s, "referrers carried (verified with the bundle):");
+                for i in signed {
+                    let _ = writeln!(
+                        s,
+                        "  {}: {}",
+                        i.reference,
+                        atp_bundle::format::referrer::summary_line(&i.referrers)
+                    );
                 }
             }
         } else {

@@ -106,6 +106,45 @@ impl CarriedReferrer {
     }
 }
 
+/// What a referrer is, for people: cosign's tag kind when it was found by
+/// one (`cosign signature`), else its artifact type.
+pub fn kind_label(artifact_type: &str, tag: Option<&str>) -> String {
+    match tag.and_then(|t| t.rsplit_once('.')).map(|(_, s)| s) {
+        Some("sig") => "cosign signature".into(),
+        Some("att") => "cosign attestation".into(),
+        Some("sbom") => "cosign SBOM".into(),
+        _ if artifact_type.is_empty() => "unknown type".into(),
+        _ => artifact_type.to_string(),
+    }
+}
+
+/// An image's referrers in one line, as `inspect` and `verify` print them:
+/// `3 referrers: cosign signature, application/spdx+json, 2 × application/vnd.in-toto+json`
+/// (kinds in first-seen order), or `no referrers`.
+pub fn summary_line(entries: &[super::ReferrerEntry]) -> String {
+    if entries.is_empty() {
+        return "no referrers".into();
+    }
+    let mut kinds: Vec<(String, usize)> = Vec::new();
+    for e in entries {
+        let k = kind_label(&e.artifact_type, e.tag.as_deref());
+        match kinds.iter_mut().find(|(n, _)| *n == k) {
+            Some((_, c)) => *c += 1,
+            None => kinds.push((k, 1)),
+        }
+    }
+    let list: Vec<String> = kinds
+        .into_iter()
+        .map(|(k, c)| if c == 1 { k } else { format!("{c} × {k}") })
+        .collect();
+    let n = entries.len();
+    format!(
+        "{n} referrer{}: {}",
+        if n == 1 { "" } else { "s" },
+        list.join(", ")
+    )
+}
+
 /// Cosign's tag for an artifact of `subject`: `sha256-<hex>.<suffix>`.
 pub fn cosign_tag(subject: &Digest, suffix: &str) -> String {
     format!("{}.{suffix}", fallback_tag(subject))
@@ -143,5 +182,26 @@ mod tests {
         let f = ReferrerFacts::of(m.as_bytes()).unwrap();
         assert_eq!(f.artifact_type(), Some("application/vnd.oci.empty.v1+json"));
         assert!(ReferrerFacts::of(b"[]").is_none());
+    }
+
+    #[test]
+    fn summary_lines_count_kinds() {
+        let e = |t: &str, tag: Option<&str>| super::super::ReferrerEntry {
+            digest: Digest::of(t.as_bytes()),
+            media_type: String::new(),
+            artifact_type: t.into(),
+            subject: Digest::of(b"s"),
+            tag: tag.map(str::to_string),
+        };
+        assert_eq!(summary_line(&[]), "no referrers");
+        let sig = format!("sha256-{}.sig", "a".repeat(64));
+        assert_eq!(
+            summary_line(&[
+                e("application/vnd.oci.image.config.v1+json", Some(&sig)),
+                e("application/spdx+json", None),
+                e("application/spdx+json", None),
+            ]),
+            "3 referrers: cosign signature, 2 × application/spdx+json"
+        );
     }
 }
