@@ -1,6 +1,7 @@
 //! `atp-installer install`: pre-flight (flags and output paths) → verify →
 //! refuse rollbacks → plan → tools → delta check → copy (the registry copy
-//! engine) → model files → render → air-gap gate → apply (optional) →
+//! engine; images, then their referrers) → the referrers' fallback tag
+//! indexes → model files → render → air-gap gate → apply (optional) →
 //! receipt and metrics.
 //!
 //! Fail closed: nothing is sent to the registry until the whole bundle has
@@ -49,9 +50,87 @@ pub struct InstallSummary {
     pub secrets: Vec<crate::render::GeneratedSecret>,
     /// What `--model-cache-dir` and `--files-to-registry` did.
     pub model_files: crate::files::FilesOutcome,
+    /// The carried referrers pushed, and the fallback indexes kept.
+    pub referrers: ReferrersOutcome,
     pub result: String,
     pub started: String,
     pub finished: String,
+}
+
+/// The referrers an install carried to the site registry.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReferrersOutcome {
+    /// Each referrer as it landed: `REPO:cosign-tag` or `REPO@digest`.
+    pub pushed: Vec<PushedReferrer>,
+    /// One per subject that got OCI referrers.
+    pub indexes: Vec<IndexOutcome>,
+}
+
+/// One carried referrer in the site registry.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushedReferrer {
+    pub target: String,
+    pub digest: Digest,
+    pub subject: Digest,
+    pub artifact_type: Option<String>,
+}
+
+/// What became of one subject's fallback tag index.
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexOutcome {
+    /// `REPO:sha256-<hex>`.
+    pub index: String,
+    /// `written` (merged and put once), `unchanged` (already listed every
+    /// referrer: nothing sent) or `referrers-api` (the registry indexes
+    /// referrers itself: nothing written).
+    pub outcome: &'static str,
+}
+
+/// After the copy: keep the fallback tag index of every subject that got
+/// OCI referrers (cosign-tagged ones are found by their tag), one subject
+/// at a time, merging with what is there (`atp_registry::referrers`).
+pub(crate) async fn referrer_indexes(
+    client: &atp_registry::Client,
+    prepared: &Prepared,
+) -> Result<ReferrersOutcome, InstallError> {
+    use atp_registry::referrers::{fallback_tag, update_fallback_index, FallbackUpdate};
+    let mut out = ReferrersOutcome::default();
+    let mut groups: Vec<(
+        &atp_registry::Repository,
+        &Digest,
+        Vec<atp_bundle::format::Descriptor>,
+    )> = Vec::new();
+    let copies = prepared.plan.images.iter().skip(prepared.images.len());
+    for (r, p) in prepared.referrers.iter().zip(copies) {
+        out.pushed.push(PushedReferrer {
+            target: p.target_reference(),
+            digest: r.listed.digest.clone(),
+            subject: r.subject.clone(),
+            artifact_type: r.listed.artifact_type.clone(),
+        });
+        if r.tag.is_some() {
+            continue;
+        }
+        match groups
+            .iter_mut()
+            .find(|(t, s, _)| *t == &r.target && *s == &r.subject)
+        {
+            Some(g) => g.2.push(r.listed.clone()),
+            None => groups.push((&r.target, &r.subject, vec![r.listed.clone()])),
+        }
+    }
+    for (repo, subject, add) in groups {
+        let outcome = match update_fallback_index(client, repo, subject, &add).await? {
+            FallbackUpdate::Written { .. } => "written",
+            FallbackUpdate::Unchanged => "unchanged",
+            FallbackUpdate::ApiSupported => "referrers-api",
+        };
+        out.indexes.push(IndexOutcome {
+            index: format!("{repo}:{}", fallback_tag(subject)),
+            outcome,
+        });
+    }
+    Ok(out)
 }
 
 /// Run `install`, counting the run in the metrics whatever the outcome
@@ -203,6 +282,9 @@ async fn run(
     for (p, s) in prepared.plan.images.iter().zip(&done.seconds) {
         durations.push((p.target.to_string(), *s));
     }
+    // 4a. Referrers: the fallback tag index of each subject, where the site
+    // registry has no referrers API (one PUT per subject, only on a change).
+    let referrers = referrer_indexes(&client, &prepared).await?;
 
     // 4b. Model files: file-set artifacts to the registry, files to the cache.
     let model_files = crate::files::install(
@@ -245,6 +327,7 @@ async fn run(
         applied,
         secrets,
         model_files,
+        referrers,
         result: "success".into(),
         started: fmt(started),
         finished: fmt(time::OffsetDateTime::now_utc()),

@@ -3,14 +3,21 @@
 //! verified bundle, the rollback verdict, the
 //! repository mapping, and one copy plan per image (exact manifest bytes,
 //! re-hashed as they are read). Sends nothing, writes nothing.
+//!
+//! The bundle's referrers (signatures, attestations, SBOMs) are planned as
+//! ordinary image copies after every image, each into the repository of the
+//! image its `referrer-of` names, by digest, or under its upstream cosign tag
+//! (`referrer-tag`). [`Prepared::referrers`] lists them with their subject,
+//! for the fallback index step after the copy (`install::referrer_indexes`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
 use atp_bundle::progress::Progress;
 
-use atp_bundle::format::{media, role};
+use atp_bundle::format::referrer::CarriedReferrer;
+use atp_bundle::format::{media, role, Descriptor};
 use atp_bundle::verify::TopLevel;
 use atp_bundle::Digest;
 use atp_registry::copy::{self, ImageCopy, Plan};
@@ -62,10 +69,28 @@ pub struct Prepared {
     pub index_digest: Digest,
     pub sequence: SequenceCheck,
     pub images: Vec<TopLevel>,
-    /// One image copy per image, in the order of `images`.
+    /// One image copy per image, in the order of `images`, then one per
+    /// referrer, in the order of `referrers`.
     pub plan: Plan,
+    /// The carried referrers, as planned.
+    pub referrers: Vec<PlannedReferrer>,
     /// Omitted blobs (delta bundle) with the repository that needs them.
     pub relied_on: Vec<(Repository, Digest)>,
+}
+
+/// A referrer as it lands in the site registry.
+#[derive(Debug, Clone)]
+pub struct PlannedReferrer {
+    /// The repository of the image it belongs to.
+    pub target: Repository,
+    /// The manifest it refers to.
+    pub subject: Digest,
+    /// cosign's tag, when it came by one; `None`: an OCI referrer, listed in
+    /// the subject's fallback index at a site without the referrers API.
+    pub tag: Option<String>,
+    /// How a referrers index lists it (digest, size, media type,
+    /// `artifactType`, its own annotations), read from its verified bytes.
+    pub listed: Descriptor,
 }
 
 /// How the rollback check reads the installed sequence.
@@ -132,6 +157,7 @@ pub fn prepare(
             blobs: walked.blobs,
         });
     }
+    let referrers = plan_referrers(&bundle, &images, &mut copies, &omitted)?;
     Ok(Prepared {
         bundle,
         info,
@@ -139,8 +165,62 @@ pub fn prepare(
         sequence: check,
         images,
         plan: Plan::new(copies),
+        referrers,
         relied_on,
     })
+}
+
+/// Append a copy per referrer to `copies` (whose first entries are the
+/// images, in order), into its image's repository.
+fn plan_referrers(
+    bundle: &VerifiedBundle,
+    images: &[TopLevel],
+    copies: &mut Vec<ImageCopy>,
+    omitted: &HashSet<Digest>,
+) -> Result<Vec<PlannedReferrer>, InstallError> {
+    let repo_of: HashMap<&str, Repository> = images
+        .iter()
+        .zip(copies.iter())
+        .map(|(t, c)| (t.reference.as_str(), c.target.clone()))
+        .collect();
+    let mut planned = Vec::new();
+    for top in bundle.report.referrers() {
+        let bad = |reason: String| {
+            InstallError::Registry(atp_registry::Error::InvalidManifest {
+                context: format!("referrer {}", top.descriptor.digest),
+                reason,
+            })
+        };
+        let r = CarriedReferrer::from_descriptor(&top.descriptor).map_err(bad)?;
+        let target = repo_of
+            .get(r.referrer_of.as_str())
+            .ok_or_else(|| bad(format!("names no image of the bundle ({})", r.referrer_of)))?
+            .clone();
+        let source = format!("{} (referrer {})", r.referrer_of, r.digest);
+        let walked = copy::walk_image(
+            &source,
+            &top.descriptor,
+            &mut |d| bundle.read_text_err(&d.digest),
+            omitted,
+        )?;
+        let root = bundle.read(&r.digest)?;
+        let listed = atp_registry::referrers::referrer_descriptor(&r.media_type, &root)?;
+        copies.push(ImageCopy {
+            source,
+            target: target.clone(),
+            tag: r.tag.clone(),
+            root: top.descriptor.clone(),
+            manifests: walked.manifests,
+            blobs: walked.blobs,
+        });
+        planned.push(PlannedReferrer {
+            target,
+            subject: r.subject,
+            tag: r.tag,
+            listed,
+        });
+    }
+    Ok(planned)
 }
 
 impl Prepared {
@@ -149,6 +229,7 @@ impl Prepared {
         self.plan
             .images
             .iter()
+            .take(self.images.len())
             .map(|p| PushedImage {
                 source: p.source.clone(),
                 target: p.target_reference(),

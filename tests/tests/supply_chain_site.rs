@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::*;
+
 use atp_testkit::fixtures::{self, BASE};
 use atp_testkit::supply_chain::{fallback_tag, UpstreamKey, Writer, OCI_INDEX, SIMPLE_SIGNING};
 use atp_testkit::{skopeo, Registry};
@@ -72,4 +74,179 @@ fn the_independent_writer_leaves_what_cosign_and_an_oci_client_would() {
         assert_eq!(m["subject"]["digest"], subject);
         assert_eq!(m["artifactType"], a.artifact_type);
     }
+}
+
+/// A source registry holding the base image with its supply chain, and a
+/// bundle of it made by `atp-bundler create`.
+struct Upstream {
+    src: Registry,
+    key: UpstreamKey,
+    chain: atp_testkit::supply_chain::SupplyChain,
+    subject: String,
+}
+
+fn upstream() -> Upstream {
+    let src = Registry::plain();
+    let subject = fixtures::push(&src, &BASE, "atp/base");
+    let key = UpstreamKey::generate();
+    let reference = format!("{}/atp/base:1.0.0", src.host());
+    let chain = Writer::new(&src).write_supply_chain("atp/base", &subject, &reference, &key);
+    Upstream {
+        src,
+        key,
+        chain,
+        subject,
+    }
+}
+
+fn create(w: &Work, up: &Upstream, out: &str, sequence: u64) {
+    let spec = format!(
+        "metadata: {{name: sc, version: '1.{sequence}'}}\nspec:\n  channel: stable\n  sequence: {sequence}\n  images:\n    - {}/atp/base:1.0.0\n",
+        up.src.host()
+    );
+    std::fs::write(w.path("spec.yaml"), spec).unwrap();
+    let o = w.bundler(&[
+        "create",
+        "--spec",
+        "spec.yaml",
+        "--key",
+        "k.key",
+        "--output",
+        out,
+        "--plain-http",
+        &up.src.host(),
+    ]);
+    assert_ok(&o, "create");
+}
+
+fn site_puts(reg: &Registry, mark: usize) -> Vec<String> {
+    reg.access_log_since(mark)
+        .into_iter()
+        .filter(|a| a.method == "PUT")
+        .map(|a| a.to_string())
+        .collect()
+}
+
+fn digests(entries: &[Value]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn install_carries_the_signature_sbom_and_attestation_and_the_site_copy_verifies() {
+    let up = upstream();
+    let w = Work::new();
+    create(&w, &up, "b.tar", 1);
+    let site = Registry::plain();
+    // A foreign tool already listed something for this image at the site.
+    let sw = Writer::new(&site);
+    let site_repo = format!("{}/atp/base", up.src.host().replace(':', "-"));
+    assert_eq!(fixtures::push(&site, &BASE, &site_repo), up.subject);
+    let foreign = sw.attach(
+        &site_repo,
+        &up.subject,
+        "application/vnd.foreign.scan+json",
+        "application/json",
+        b"{}",
+    );
+    sw.write_fallback_index(&site_repo, &up.subject, &[foreign.descriptor()]);
+
+    let o = w.install("b.tar").registry(&site).arg("--json").output();
+    assert_ok(&o, "install");
+    let summary = json(&o);
+    let target = summary["images"][0]["target"].as_str().unwrap().to_string();
+    assert_eq!(summary["images"][0]["digest"], up.subject);
+    let repo = target
+        .strip_prefix(&format!("{}/", site.host()))
+        .unwrap()
+        .rsplit_once(':')
+        .unwrap()
+        .0
+        .to_string();
+    assert_eq!(repo, site_repo);
+    assert_eq!(summary["referrers"]["pushed"].as_array().unwrap().len(), 3);
+    assert_eq!(summary["referrers"]["indexes"][0]["outcome"], "written");
+
+    // The signature, fetched from the site, verifies against the upstream
+    // key and names the site image's digest (the bundle's).
+    let payload = sw
+        .verified_signature(&repo, &up.subject, up.key.public_pem_path())
+        .unwrap();
+    assert_eq!(
+        payload["critical"]["image"]["docker-manifest-digest"],
+        up.subject
+    );
+    assert_eq!(
+        sw.get_manifest(&repo, &format!("{}.sig", fallback_tag(&up.subject)))
+            .unwrap(),
+        up.chain.signature.bytes
+    );
+    // The fallback index: the foreign entry kept first, then ours.
+    let entries = sw.fallback_entries(&repo, &up.subject);
+    assert_eq!(
+        digests(&entries),
+        [
+            foreign.digest.clone(),
+            up.chain.sbom.digest.clone(),
+            up.chain.attestation.digest.clone()
+        ]
+    );
+    assert_eq!(entries[0], foreign.descriptor());
+    for a in [&up.chain.sbom, &up.chain.attestation] {
+        assert_eq!(sw.get_manifest(&repo, &a.digest).unwrap(), a.bytes);
+    }
+
+    // Again: nothing is written.
+    let mark = site.access_mark();
+    let o = w.install("b.tar").registry(&site).arg("--json").output();
+    assert_ok(&o, "re-install");
+    assert_eq!(site_puts(&site, mark), Vec::<String>::new());
+    assert_eq!(json(&o)["referrers"]["indexes"][0]["outcome"], "unchanged");
+}
+
+#[test]
+fn a_hostile_fallback_tag_at_the_site_stops_the_install_and_is_left_as_it_was() {
+    let up = upstream();
+    let w = Work::new();
+    create(&w, &up, "b.tar", 1);
+    let site = Registry::plain();
+    let sw = Writer::new(&site);
+    let site_repo = format!("{}/atp/base", up.src.host().replace(':', "-"));
+    fixtures::push(&site, &BASE, &site_repo);
+    // Something that is not an index under the fallback tag.
+    let odd = sw.attach(
+        &site_repo,
+        &up.subject,
+        "application/vnd.odd+json",
+        "application/json",
+        b"{}",
+    );
+    sw.put_manifest(
+        &site_repo,
+        &fallback_tag(&up.subject),
+        &odd.media_type,
+        &odd.bytes,
+    );
+    let o = w.install("b.tar").registry(&site).output();
+    assert!(!o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains(&format!(
+            "the referrers index {}/{site_repo}:{}",
+            site.host(),
+            fallback_tag(&up.subject)
+        )),
+        "{t}"
+    );
+    assert!(
+        t.contains("not an OCI image index") && t.contains("hint:"),
+        "{t}"
+    );
+    assert_eq!(
+        sw.get_manifest(&site_repo, &fallback_tag(&up.subject))
+            .unwrap(),
+        odd.bytes
+    );
 }

@@ -161,6 +161,24 @@ pub fn install(a: InstallArgs, quiet: bool) -> Result<i32> {
         summary.manifests_pushed,
         summary.manifests_skipped
     );
+    if !summary.referrers.pushed.is_empty() {
+        let written = summary
+            .referrers
+            .indexes
+            .iter()
+            .filter(|i| i.outcome == "written");
+        println!(
+            "referrers: {} carried; fallback tag indexes: {} written, {} already complete",
+            summary.referrers.pushed.len(),
+            written.count(),
+            summary
+                .referrers
+                .indexes
+                .iter()
+                .filter(|i| i.outcome != "written")
+                .count()
+        );
+    }
     if let Some(r) = &summary.rendered {
         println!(
             "rendered {} ({} objects)",
