@@ -25,7 +25,11 @@ test: deps lint static
 ## Static x86_64 Linux executables (glibc linked in: no loader, no shared libraries):
 ## their own target dir, so the normal build is never invalidated.
 STATIC_TARGET := x86_64-unknown-linux-gnu
-STATIC_CARGO = RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=$(CURDIR)/target/static $(CARGO)
+## getrandom_backend: randomness from the getrandom(2) call glibc links in, never
+## /dev/urandom (a static binary cannot find the call by dlsym, and the site's
+## chroot or minimal image may have no /dev); the DNS resolver needs it.
+STATIC_RUSTFLAGS := -C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"
+STATIC_CARGO = RUSTFLAGS='$(STATIC_RUSTFLAGS)' CARGO_TARGET_DIR=$(CURDIR)/target/static $(CARGO)
 
 ## make static: static test binaries (profile static-test: quick to build),
 ## for tests/tests/static_installer.rs

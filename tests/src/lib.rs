@@ -9,6 +9,7 @@
 pub mod bins;
 pub mod cli;
 pub mod containerd;
+pub mod dns;
 pub mod fixture_gen;
 pub mod fixtures;
 pub mod pki;

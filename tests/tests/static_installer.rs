@@ -22,6 +22,9 @@ use atp_testkit::Registry;
 use common::*;
 
 const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
+/// The Makefile's `STATIC_RUSTFLAGS`, as `make static` passes them.
+const STATIC_RUSTFLAGS: &str =
+    r#"-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom""#;
 
 /// The folder with the static test `atp-installer` and `atp-bundler`,
 /// built once per test run.
@@ -29,6 +32,12 @@ fn static_bins() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         let root = repo_root();
+        // The same flags as `make static`, or each build would undo the other.
+        let makefile = std::fs::read_to_string(root.join("Makefile")).unwrap();
+        assert!(
+            makefile.contains(&format!("STATIC_RUSTFLAGS := {STATIC_RUSTFLAGS}\n")),
+            "the Makefile's STATIC_RUSTFLAGS differ from this test's"
+        );
         let target_dir = root.join("target/static");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
@@ -49,7 +58,7 @@ fn static_bins() -> &'static Path {
             .args(["build", "--profile", "static-test"])
             .args(["-p", "atp-installer", "-p", "atp-bundler"])
             .args(["--target", STATIC_TARGET])
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .env("RUSTFLAGS", STATIC_RUSTFLAGS)
             .env("CARGO_TARGET_DIR", &target_dir)
             .current_dir(&root)
             .output()
@@ -112,16 +121,7 @@ fn static_installer_runs_version_verify_and_install_in_an_empty_chroot() {
     let w = Work::new();
     assert_ok(&w.create_demo("b.tar", &[]), "create");
 
-    // The chroot: the binary, the bundle, the key, an empty /tmp. kubectl
-    // renders every install that ships manifests; it is the site's own tool
-    // (a static Go binary), given as ATP_KUBECTL, and only install runs it.
-    let root = w.path("root");
-    std::fs::create_dir_all(root.join("tmp")).unwrap();
-    std::fs::copy(&installer, root.join("atp-installer")).unwrap();
-    std::fs::copy(w.path("b.tar"), root.join("b.tar")).unwrap();
-    std::fs::copy(w.pubkey(), root.join("k.pub")).unwrap();
-    let kubectl = which_kubectl_path();
-    std::fs::copy(&kubectl, root.join("kubectl")).unwrap();
+    let root = install_chroot(&w, &installer);
     // The dynamic build cannot even start there: the chroot is really empty.
     std::fs::copy(
         atp_testkit::bins::bin("atp-installer"),
@@ -159,16 +159,7 @@ fn static_installer_runs_version_verify_and_install_in_an_empty_chroot() {
     ));
     assert_ok(&verify, "verify in the chroot");
 
-    // install starts kubectl, whose stdin std sets to /dev/null: the one
-    // device node every host has, made only now (--version and verify ran
-    // without it).
-    std::fs::create_dir(root.join("dev")).unwrap();
-    assert_ok(
-        &run(Command::new("mknod")
-            .arg(root.join("dev/null"))
-            .args(["-m", "666", "c", "1", "3"])),
-        "mknod /dev/null",
-    );
+    add_dev_null(&root);
     // The registry by IP literal (127.0.0.1:PORT): no resolver needed.
     assert!(reg.host().starts_with("127.0.0.1:"), "{}", reg.host());
     let install = Install::new("/b.tar")
@@ -194,6 +185,95 @@ fn static_installer_runs_version_verify_and_install_in_an_empty_chroot() {
             "{repo}"
         );
     }
+}
+
+/// The chroot: the binary, the bundle, the key, an empty /tmp. kubectl
+/// renders every install that ships manifests; it is the site's own tool
+/// (a static Go binary), given as ATP_KUBECTL, and only install runs it.
+fn install_chroot(w: &Work, installer: &Path) -> PathBuf {
+    let root = w.path("root");
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    std::fs::copy(installer, root.join("atp-installer")).unwrap();
+    std::fs::copy(w.path("b.tar"), root.join("b.tar")).unwrap();
+    std::fs::copy(w.pubkey(), root.join("k.pub")).unwrap();
+    std::fs::copy(which_kubectl_path(), root.join("kubectl")).unwrap();
+    root
+}
+
+/// install starts kubectl, whose stdin std sets to /dev/null: the one
+/// device node every host has (--version and verify run without it).
+fn add_dev_null(root: &Path) {
+    std::fs::create_dir(root.join("dev")).unwrap();
+    assert_ok(
+        &run(Command::new("mknod")
+            .arg(root.join("dev/null"))
+            .args(["-m", "666", "c", "1", "3"])),
+        "mknod /dev/null",
+    );
+}
+
+/// Installs from the chroot to a plain-HTTP registry named `host:PORT`.
+fn install_by_name(root: &Path, host: &str, reg: &Registry, render: &str) -> Output {
+    let port = reg.host().rsplit(':').next().unwrap().to_string();
+    let install = Install::new("/b.tar")
+        .key("/k.pub")
+        .state_dir(format!("/tmp/state-{host}"))
+        .plain_http(&format!("{host}:{port}"))
+        .render_to(render);
+    in_chroot(root, "/atp-installer", &install.argv())
+        .output()
+        .unwrap()
+}
+
+/// Host names resolve with nothing of glibc's: `/etc/hosts` first, then
+/// the nameserver `/etc/resolv.conf` names, read by the binary itself (no
+/// NSS module could load in the chroot). A name neither knows is an error
+/// that names it.
+#[test]
+fn static_installer_resolves_names_through_hosts_and_dns_without_nss() {
+    let installer = static_installer();
+    let w = Work::new();
+    assert_ok(&w.create_demo("b.tar", &[]), "create");
+    let root = install_chroot(&w, &installer);
+    add_dev_null(&root);
+    // Any 127/8 address is loopback on Linux: one nobody else uses for DNS.
+    let dns = atp_testkit::dns::Dns::start(
+        "127.0.53.1:53",
+        &[("dns-registry.test", std::net::Ipv4Addr::LOCALHOST)],
+    )
+    .expect("bind 127.0.53.1:53 (the tests run as root, as chroot needs)");
+    std::fs::create_dir(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/hosts"), "127.0.0.1 hosts-registry.test\n").unwrap();
+    std::fs::write(root.join("etc/resolv.conf"), "nameserver 127.0.53.1\n").unwrap();
+
+    let by_hosts = Registry::plain();
+    let out = install_by_name(&root, "hosts-registry.test", &by_hosts, "/tmp/r1");
+    assert_ok(&out, "install to hosts-registry.test (from /etc/hosts)");
+    let by_dns = Registry::plain();
+    let out = install_by_name(&root, "dns-registry.test", &by_dns, "/tmp/r2");
+    assert_ok(&out, "install to dns-registry.test (from the nameserver)");
+    for reg in [&by_hosts, &by_dns] {
+        for img in IMAGES.iter().filter(|i| i.dir != "base") {
+            let repo = format!("docker.io/atp/{}:{}", img.dir, img.tag);
+            assert_eq!(
+                skopeo_digest(reg, &repo),
+                fixtures::index_digest(img),
+                "{repo}"
+            );
+        }
+    }
+    // The nameserver answers NXDOMAIN for hosts-registry.test (it may be
+    // asked for its IPv6 address): that install could only find the
+    // registry through /etc/hosts. dns-registry.test is only in the
+    // nameserver.
+    let asked = dns.names_asked();
+    assert!(asked.iter().any(|n| n == "dns-registry.test"), "{asked:?}");
+
+    let out = install_by_name(&root, "nowhere.test", &by_dns, "/tmp/r3");
+    assert!(!out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("nowhere.test"), "{t}");
+    assert!(!t.contains("panicked"), "{t}");
 }
 
 /// Where the real kubectl is (followed through links: it is copied).
