@@ -90,15 +90,18 @@ pub fn verify_input(
     })?;
     let input = BundleInput::open(bundle, volumes_from, Some(&key))?;
     progress.phase("verify", input.len(), 0);
-    let reader = ProgressReader {
-        inner: input.sequential(),
-        progress: progress.clone(),
+    // A plain tar is read by position, its layers hashed on every core.
+    let parallel = atp_bundle::verify::Parallel::default();
+    let mut report = if input.kind == atp_bundle::media::input::InputKind::Tar {
+        atp_bundle::verify::verify_at(input.tar(), &key, now, &parallel, &*progress)
+    } else {
+        let reader = ProgressReader {
+            inner: input.sequential(),
+            progress: progress.clone(),
+        };
+        let reader = std::io::BufReader::with_capacity(1 << 20, reader);
+        atp_bundle::verify::verify_reader(reader, &key, now)
     };
-    let mut report = atp_bundle::verify::verify_reader(
-        std::io::BufReader::with_capacity(1 << 20, reader),
-        &key,
-        now,
-    );
     progress.finish_phase();
     report.findings.extend(volume_findings(&input));
     Ok((report, input))

@@ -111,6 +111,7 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
         if self.trusted {
             self.finish();
         }
+        self.merge_deferred();
     }
 
     pub(super) fn entries_loop(&mut self) -> Result<(), Stop> {

@@ -284,6 +284,10 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
                 ),
             );
         }
+        // Layer data read by position is hashed on another core (`parallel`).
+        if !keep && kind.is_none() && self.defer(&digest, size, &a.media_type, h_off, path)? {
+            return Ok(());
+        }
         let mut h = Hasher::new();
         let mut kept = Vec::new();
         let visitor = &mut *self.visitor;

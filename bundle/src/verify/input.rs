@@ -2,7 +2,9 @@
 //! offset, and slices of the buffer handed straight to the hasher so blob
 //! bytes are never copied twice.
 //!
-//! Never reads ahead more than one buffer, so memory stays flat.
+//! Never reads ahead more than one buffer, so memory stays flat. A source
+//! that can move ahead without reading (a file read by position) is told to
+//! when the verifier leaves a blob's data to the parallel hashers.
 
 use std::io::{self, Read};
 
@@ -18,6 +20,8 @@ pub(super) struct Input<R> {
     start: usize,
     end: usize,
     pub(super) offset: u64,
+    /// Moves the source ahead without reading, when it can.
+    skip: Option<fn(&mut R, u64)>,
 }
 
 impl<R: Read> Input<R> {
@@ -28,7 +32,40 @@ impl<R: Read> Input<R> {
             start: 0,
             end: 0,
             offset: 0,
+            skip: None,
         }
+    }
+
+    /// Input over a source that `skip` moves ahead without reading.
+    pub(super) fn skipping(inner: R, skip: fn(&mut R, u64)) -> Self {
+        Self {
+            skip: Some(skip),
+            ..Self::new(inner)
+        }
+    }
+
+    /// Bytes read from the source and not yet handed out.
+    pub(super) fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Move `n` bytes ahead: what is buffered is dropped, the rest skipped
+    /// at the source when it can (else read and dropped). The caller knows
+    /// the source holds them.
+    pub(super) fn skip_ahead(&mut self, n: u64) -> io::Result<()> {
+        let buffered = ((self.end - self.start) as u64).min(n);
+        self.consume(buffered as usize);
+        let rest = n - buffered;
+        match self.skip {
+            Some(skip) if rest > 0 => {
+                skip(&mut self.inner, rest);
+                self.offset += rest;
+            }
+            _ => {
+                self.stream(rest, |_| {})?;
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn fill(&mut self) -> io::Result<&[u8]> {

@@ -11,18 +11,25 @@
 //! and never follows a path from the archive onto the file system.
 //!
 //! Layout: `input` (buffered reads that hand out slices), `archive` (the tar
-//! structure, the fixed entries and the signature) and `graph` (the trusted
-//! index, the blob graph, its order and the end-of-pass checks).
+//! structure, the fixed entries and the signature), `graph` (the trusted
+//! index, the blob graph, its order and the end-of-pass checks) and
+//! `parallel` (a bundle read by position: the same pass, with layer data
+//! hashed on every core and the results put back where the single pass
+//! would have found them, so the report is the same).
 
 mod archive;
 mod graph;
 mod input;
+mod parallel;
 mod referrers;
+
+pub use parallel::{verify_at, Parallel};
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::Arc;
 
 use p256::ecdsa::VerifyingKey;
 use time::OffsetDateTime;
@@ -194,7 +201,8 @@ pub trait VisitBlob {
 pub struct NoVisit;
 impl VisitBlob for NoVisit {}
 
-/// Verify the bundle at `path` with `key`, judging expiry at `now`. Only
+/// Verify the bundle at `path` with `key`, judging expiry at `now`, its
+/// layers hashed on every core ([`verify_at`]). Only
 /// failing to open the file is an error; everything else is a finding. A
 /// path that is not a regular file (a FIFO, a pipe, a device) is refused
 /// before it is opened, so a FIFO without a writer cannot block the call.
@@ -205,7 +213,14 @@ pub fn verify_file(path: &Path, key: &VerifyingKey, now: OffsetDateTime) -> io::
         other => io::Error::new(io::ErrorKind::InvalidInput, other.to_string()),
     })?;
     let file = std::fs::File::open(path).map_err(located)?;
-    Ok(verify_reader(file, key, now))
+    let progress = crate::progress::NoProgress;
+    Ok(verify_at(
+        Arc::new(file),
+        key,
+        now,
+        &Parallel::default(),
+        &progress,
+    ))
 }
 
 /// Verify a bundle streamed from `input`.
@@ -220,31 +235,43 @@ pub fn verify_reader_with<R: Read, V: VisitBlob>(
     now: OffsetDateTime,
     visitor: &mut V,
 ) -> Report {
-    let mut v = Verifier {
-        input: Input::new(input),
-        key,
-        now,
-        visitor,
-        report: Report::default(),
-        entries: 0,
-        mtime: None,
-        paths: HashSet::new(),
-        index_bytes: None,
-        trusted: false,
-        announced: HashMap::new(),
-        announce_order: Vec::new(),
-        stack: Vec::new(),
-        seen: HashMap::new(),
-        early: HashMap::new(),
-        omitted: HashSet::new(),
-        skipped: HashSet::new(),
-        damaged: Vec::new(),
-        config_digest: None,
-        damaged_in_a_row: 0,
-        index_children: HashMap::new(),
-    };
+    let mut v = Verifier::new(Input::new(input), key, now, visitor);
     v.run();
     v.report
+}
+
+impl<'a, R: Read, V: VisitBlob> Verifier<'a, R, V> {
+    fn new(
+        input: Input<R>,
+        key: &'a VerifyingKey,
+        now: OffsetDateTime,
+        visitor: &'a mut V,
+    ) -> Self {
+        Verifier {
+            input,
+            key,
+            now,
+            visitor,
+            report: Report::default(),
+            entries: 0,
+            mtime: None,
+            paths: HashSet::new(),
+            index_bytes: None,
+            trusted: false,
+            announced: HashMap::new(),
+            announce_order: Vec::new(),
+            stack: Vec::new(),
+            seen: HashMap::new(),
+            early: HashMap::new(),
+            omitted: HashSet::new(),
+            skipped: HashSet::new(),
+            damaged: Vec::new(),
+            config_digest: None,
+            damaged_in_a_row: 0,
+            index_children: HashMap::new(),
+            deferred: None,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -290,4 +317,7 @@ struct Verifier<'a, R, V> {
     /// The manifests each verified index lists (which platform manifests
     /// belong to which image, for the referrer rules in `graph`).
     index_children: HashMap<Digest, Vec<Digest>>,
+    /// Layer data left to the parallel hashers (`parallel`), when the
+    /// bundle is read by position.
+    deferred: Option<parallel::Deferred>,
 }
