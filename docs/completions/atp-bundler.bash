@@ -79,7 +79,7 @@ _atp__bundler() {
             return 0
             ;;
         atp__subcmd__bundler__subcmd__create)
-            opts="-q -h --spec --key --output --plain-http --platform --concurrency --split-size --compress --base --site-inventory --simulate --with-installer --json --quiet --help"
+            opts="-q -h --spec --key --output --plain-http --platform --concurrency --split-size --compress --base --site-inventory --simulate --with-installer --referrers --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -127,6 +127,10 @@ _atp__bundler() {
                     ;;
                 --with-installer)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --referrers)
+                    COMPREPLY=($(compgen -W "all signatures none" -- "${cur}"))
                     return 0
                     ;;
                 *)

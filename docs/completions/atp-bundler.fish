@@ -50,10 +50,13 @@ complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l compr
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l base -d 'Make a delta: leave out every layer this earlier bundle carries (repeatable)' -r -F
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l site-inventory -d 'Make a delta: leave out every layer `atp-installer inventory` found at the site (repeatable)' -r -F
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l with-installer -d 'Copy this installer binary (dist/atp-installer from `make release`) beside the bundle; with volumes it is listed and signed in volumes.json, and verify-media checks it' -r -F
+complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l referrers -d 'Which artifacts that refer to the images to carry (signatures, attestations, SBOMs); overrides spec.referrers.mode [default: all]' -r -f -a "all\t'Every referrer (the default)'
+signatures\t'Signatures only: cosign\'s `.sig` tags and sigstore bundles'
+none\t'None'"
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l simulate -d 'Right after writing, prove the bundle self-sufficient: its overlay renders from its own tree, every image it uses is carried, nothing points outside it. Needs a single plain tar'
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l json -d 'Print the result as JSON on stdout (progress and logs stay on stderr)'
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -s q -l quiet -d 'Only warnings and errors on stderr'
-complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -s h -l help -d 'Print help'
+complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand inspect" -l volumes-from -d 'Another folder to look for volumes in (repeatable)' -r -F
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand inspect" -l json -d 'Print the result as JSON on stdout (progress and logs stay on stderr)'
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand inspect" -s q -l quiet -d 'Only warnings and errors on stderr'
