@@ -31,7 +31,7 @@ pub struct ImageInput {
     pub platforms: Vec<String>,
     /// `Kind/namespace/name` of objects that use the image.
     pub used_by: Vec<String>,
-    /// Artifacts that refer to the image (spec 4.3), in the order the
+    /// Artifacts that refer to the image (spec 4.1), in the order the
     /// bundle lists them: by subject in walk order, then artifact type,
     /// then digest. One already carried (for this or an earlier image) is
     /// not carried again.

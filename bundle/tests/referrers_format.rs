@@ -1,4 +1,4 @@
-//! Referrers in the bundle format (spec 4.3): where they sit in `index.json`
+//! Referrers in the bundle format (spec 4.1): where they sit in `index.json`
 //! and the bundle config, that a rebuild is byte-identical, that a bundle
 //! without them is unchanged, that every flipped bit in a referrer's blobs
 //! is found, and the verifier's referrer rules, each naming the referrer.

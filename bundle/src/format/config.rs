@@ -51,7 +51,7 @@ pub struct ImageEntry {
     pub referrers: Vec<ReferrerEntry>,
 }
 
-/// One carried referrer of an image (spec section 4.3).
+/// One carried referrer of an image (spec section 4.1).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReferrerEntry {

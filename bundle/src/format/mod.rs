@@ -104,7 +104,7 @@ pub mod role {
     pub const BUNDLE: &str = "bundle";
     pub const IMAGE: &str = "image";
     pub const FILES: &str = "files";
-    /// An artifact that refers to a carried manifest (spec section 4.3).
+    /// An artifact that refers to a carried manifest (spec section 4.1).
     pub const REFERRER: &str = "referrer";
 }
 

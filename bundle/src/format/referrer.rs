@@ -1,4 +1,4 @@
-//! Referrers (spec section 4.3): the artifacts that refer to a carried image
+//! Referrers (spec section 4.1): the artifacts that refer to a carried image
 //! (upstream signatures, attestations, SBOMs), and the few facts about their
 //! documents the format needs: the `subject` a manifest names, the artifact
 //! type it declares, and cosign's tag names.

@@ -1,4 +1,4 @@
-//! The sample image with referrers (spec 4.3): a cosign-style signature
+//! The sample image with referrers (spec 4.1): a cosign-style signature
 //! under its tag, an SBOM of the amd64 manifest as an OCI 1.1 artifact with
 //! `subject`, and a signature of that SBOM (nested). For the format tests
 //! and the installer's; the signature bytes are made up (nothing here

@@ -1,4 +1,4 @@
-//! The referrer rules (spec section 4.3, checked as section 8 item 8): a
+//! The referrer rules (spec section 4.1, checked as section 8 item 7): a
 //! referrer belongs to an image of the bundle, refers to a manifest of that
 //! image (its root, a platform manifest, or another of its referrers), its
 //! manifest's own `subject` agrees, and the bundle config lists exactly the
