@@ -43,9 +43,20 @@ pub struct ResolvedImage {
     pub origin: Origin,
     /// `Kind/namespace/name` of rendered objects that use the image.
     pub used_by: Vec<String>,
-    /// The artifacts that refer to it, once [`crate::referrers::attach`]
-    /// found them (their manifests and blobs are in `manifests` and `blobs`).
-    pub referrers: Vec<crate::referrers::ResolvedReferrer>,
+    /// The artifacts that refer to it, once `referrers::attach` found them
+    /// (their manifests and blobs are in `manifests` and `blobs`).
+    pub referrers: Vec<ResolvedReferrer>,
+}
+
+/// One referrer carried with an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedReferrer {
+    /// Its manifest's descriptor, `artifactType` filled in.
+    pub descriptor: Descriptor,
+    /// The manifest it refers to.
+    pub subject: Digest,
+    /// cosign's upstream tag, when found by one.
+    pub tag: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -23,6 +23,7 @@ use atp_bundle::Digest;
 use atp_registry::referrers::{self as upstream, DiscoverOptions, Found};
 use atp_registry::{Client, Repository};
 
+pub use crate::resolve::ResolvedReferrer;
 use crate::resolve::{Origin, ResolvedImage};
 pub use crate::spec::{ReferrerMode, ReferrerOptions};
 
@@ -43,17 +44,6 @@ impl ReferrerOptions {
             && (self.artifact_types.is_empty()
                 || self.artifact_types.iter().any(|t| t == artifact_type))
     }
-}
-
-/// One referrer carried with an image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedReferrer {
-    /// Its manifest's descriptor, `artifactType` filled in.
-    pub descriptor: Descriptor,
-    /// The manifest it refers to.
-    pub subject: Digest,
-    /// cosign's upstream tag, when found by one.
-    pub tag: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
