@@ -49,7 +49,7 @@ complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l split
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l compress -d 'Compress as seekable zstd (adds .zst to the output name), or none' -r
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l base -d 'Make a delta: leave out every layer this earlier bundle carries (repeatable)' -r -F
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l site-inventory -d 'Make a delta: leave out every layer `atp-installer inventory` found at the site (repeatable)' -r -F
-complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l with-installer -d 'Copy this installer binary (dist/atp-installer from `make release`) beside the bundle; with volumes it is listed and signed in volumes.json, and verify-media checks it' -r -F
+complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l with-installer -d 'Copy this installer binary (dist/atp-installer from `make release`) beside the bundle; it is listed in a signed volumes.json (beside a plain tar too), and verify-media checks it' -r -F
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand create" -l referrers -d 'Which artifacts that refer to the images to carry (signatures, attestations, SBOMs); overrides spec.referrers.mode [default: all]' -r -f -a "all\t'Every referrer (the default)'
 signatures\t'Signatures only: cosign\'s `.sig` tags and sigstore bundles'
 none\t'None'"

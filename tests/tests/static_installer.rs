@@ -428,16 +428,60 @@ fn create_with_installer_carries_it_and_verify_media_names_it() {
     // The volumes themselves are still good.
     assert!(!t.contains("volume b.tar.001: corrupt"), "{t}");
 
-    // Plain: the binary beside the bundle (checked with the release's sums).
+    // Plain (no --split-size, no --compress): the tar stays as it is, one
+    // volume of a signed volumes.json that lists the installer too, so
+    // verify-media vouches for the binary beside a plain bundle as well.
     std::fs::create_dir_all(w.path("plain")).unwrap();
     let out = w.create_demo(
         "plain/b.tar",
-        &["--with-installer", installer.to_str().unwrap()],
+        &[
+            "--with-installer",
+            installer.to_str().unwrap(),
+            "--simulate",
+        ],
     );
-    assert_ok(&out, "create --with-installer");
+    assert_ok(&out, "create --with-installer --simulate");
+    assert!(
+        text(&out).contains("listed in the signed volumes.json"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(
         std::fs::read(w.path("plain/atp-installer")).unwrap(),
         carried_bytes
     );
-    assert!(!w.path("plain/b.tar.volumes.json").exists());
+    let vf =
+        VolumesFile::parse(&std::fs::read(w.path("plain/b.tar.volumes.json")).unwrap()).unwrap();
+    assert_eq!(vf.format, VOLUMES_FORMAT_V2);
+    assert_eq!(vf.split_size, None);
+    let names: Vec<&str> = vf.volumes.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["b.tar"]);
+    // The tar is the same plain bundle it would be without the installer.
+    std::fs::create_dir_all(w.path("alone")).unwrap();
+    let plain_alone = w.create_demo("alone/b.tar", &[]);
+    assert_ok(&plain_alone, "create without --with-installer");
+    assert_eq!(
+        std::fs::read(w.path("plain/b.tar")).unwrap(),
+        std::fs::read(w.path("alone/b.tar")).unwrap()
+    );
+    assert!(!w.path("alone/b.tar.volumes.json").exists());
+    assert_ok(
+        &w.installer(&["verify", "plain/b.tar", "--key", &w.pubkey()]),
+        "verify the plain tar",
+    );
+    let good = w.installer(&["verify-media", "plain", "--key", &w.pubkey()]);
+    assert_ok(&good, "verify-media of a plain bundle");
+    assert!(
+        text(&good).contains("installer atp-installer: good"),
+        "{}",
+        text(&good)
+    );
+    flip_a_byte(&w.path("plain/atp-installer"), carried_bytes.len() / 3);
+    let bad = w.installer(&["verify-media", "plain", "--key", &w.pubkey()]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    assert!(
+        text(&bad).contains("installer atp-installer: corrupt"),
+        "{}",
+        text(&bad)
+    );
 }

@@ -51,7 +51,7 @@ pub struct CreateArgs {
     #[arg(long, conflicts_with_all = ["split_size", "compress"])]
     simulate: bool,
     /// Copy this installer binary (dist/atp-installer from `make release`) beside the bundle;
-    /// with volumes it is listed and signed in volumes.json, and verify-media checks it.
+    /// it is listed in a signed volumes.json (beside a plain tar too), and verify-media checks it.
     #[arg(long, value_name = "PATH")]
     with_installer: Option<PathBuf>,
     /// Which artifacts that refer to the images to carry (signatures, attestations, SBOMs);

@@ -181,12 +181,11 @@ pub async fn create(
             path: opts.key.clone(),
             source,
         })?;
-    if opts.media.is_plain() {
-        let mut summary = write_bundle(opts, &spec, &signing, &opts.output, progress).await?;
-        if let Some(installer) = &opts.installer {
-            summary.installer = Some(volumes::carry_installer(installer, &opts.output)?);
-        }
-        return Ok(summary);
+    // A plain bundle with --with-installer still gets a signed volumes.json
+    // (one volume: the tar itself), so `verify-media` can vouch for the
+    // binary beside it.
+    if opts.media.is_plain() && opts.installer.is_none() {
+        return write_bundle(opts, &spec, &signing, &opts.output, progress).await;
     }
     let (staging, tar) = volumes::staging(&opts.output)?;
     let mut summary = write_bundle(opts, &spec, &signing, &tar, progress.clone()).await?;
@@ -202,7 +201,11 @@ pub async fn create(
     .await?;
     drop(staging);
     summary.installer = written.installer.clone();
-    summary.output = written.volumes_json.clone();
+    // A plain tar is still the bundle to name (`--simulate` checks it).
+    summary.output = match opts.media.is_plain() {
+        true => opts.output.clone(),
+        false => written.volumes_json.clone(),
+    };
     summary.media = Some(written);
     Ok(summary)
 }

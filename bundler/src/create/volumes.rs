@@ -1,7 +1,8 @@
 //! `create`'s media step, after the normal bundle (the regular writer,
 //! verified on commit) is written into a staging folder beside the output:
 //! cut and compress it into the final volumes with a signed `volumes.json`
-//! ([`atp_bundle::media::write`]).
+//! ([`atp_bundle::media::write`]). `--with-installer` alone takes this step
+//! too (one volume, the tar itself), so the installer is listed and signed.
 //!
 //! Nothing appears under a final name until every volume is written and
 //! read back; the staging folder is removed whatever happens. Never reads
@@ -70,21 +71,4 @@ pub(crate) async fn write(
     .await
     .expect("media task panicked")?;
     Ok(written)
-}
-
-/// `--with-installer` beside a plain bundle: copy the binary next to
-/// `output` (a temp file, renamed when complete). Not listed in any signed
-/// file: a site checks it with the release's signed `SHA256SUMS`.
-pub(crate) fn carry_installer(installer: &Path, output: &Path) -> Result<PathBuf, CreateError> {
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let (entry, temp) = atp_bundle::media::write::stage_installer(installer, &dir)?;
-    let dest = dir.join(&entry.name);
-    temp.persist(&dest).map_err(|e| CreateError::Staging {
-        path: dest.clone(),
-        source: e.error,
-    })?;
-    Ok(dest)
 }
