@@ -4,7 +4,8 @@
 //!
 //! Data goes to a temp file `.NAME.partial-XXXX` beside the output. Only
 //! [`BundleWriter::commit`] renames it into place, after every blob is
-//! complete, the file is fsynced and re-read through the verifier. An
+//! complete, the file is fsynced and re-read through the verifier (by
+//! position, layers hashed on every core: `verify::verify_at`). An
 //! interrupted or failed create never leaves a file under the final name; a
 //! writer dropped without commit removes its temp file.
 
@@ -250,7 +251,7 @@ impl BundleWriter {
     }
 
     /// Require every blob complete, fsync, re-read the whole file through the
-    /// verifier with `key` at `now`, rename to the final name, fsync the
+    /// parallel verifier with `key` at `now`, rename to the final name, fsync the
     /// directory. Returns the verifier's report.
     pub fn commit(self, key: &VerifyingKey, now: OffsetDateTime) -> Result<Report, WriteError> {
         self.commit_with_progress(key, now, &crate::progress::NoProgress)
@@ -274,13 +275,15 @@ impl BundleWriter {
         self.shared.file.sync_all().map_err(io_err(&path))?;
         let file = File::open(&path).map_err(io_err(&path))?;
         progress.phase("re-verify", self.layout.total_size, 1);
-        let report = crate::verify::verify_reader(
-            Counted {
-                inner: file,
-                progress,
-            },
+        // Every byte was hashed once as it was written; the written file is
+        // proven by reading it back by position, its layers hashed on every
+        // core, through the same verifier `verify` uses.
+        let report = crate::verify::verify_at(
+            Arc::new(file),
             key,
             now,
+            &crate::verify::Parallel::default(),
+            progress,
         );
         progress.finish_phase();
         if let Some(f) = report.findings.iter().find(|f| f.kind == FindingKind::Io) {
@@ -448,18 +451,4 @@ pub fn bundle_bytes(
         out[at..at + bytes.len()].copy_from_slice(bytes);
     }
     Ok(out)
-}
-
-/// A reader that reports the bytes it yields.
-struct Counted<'a, R> {
-    inner: R,
-    progress: &'a dyn crate::progress::Progress,
-}
-
-impl<R: io::Read> io::Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.advance(n as u64);
-        Ok(n)
-    }
 }

@@ -126,3 +126,55 @@ fn a_corrupt_layer_is_named_where_the_single_pass_names_it() {
     );
     assert!(seen.threads.lock().unwrap().len() > 1);
 }
+
+/// Create hashes each blob once as it is written; the commit proves the
+/// written file with the parallel verifier. A layer damaged on disk after
+/// its slot was finished (its write-time hash was right) is still caught,
+/// named, and nothing is renamed into place.
+#[test]
+fn commit_reads_back_what_was_written_and_refuses_a_layer_damaged_after_its_hash() {
+    use atp_bundle::writer::{BundleWriter, WriteError};
+    use atp_bundle::Digest;
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+
+    let k = keys::load_private_file(&fixtures().join("keys/test.key"), "").unwrap();
+    let s = sample(&k, None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("b.tar");
+    let order: Vec<(Digest, u64)> = s
+        .blobs
+        .iter()
+        .map(|(d, b)| (d.clone(), b.len() as u64))
+        .collect();
+    let w = BundleWriter::create(&out, &s.signed(), &order).unwrap();
+    for (d, bytes) in &s.blobs {
+        let mut slot = w.slot(d).unwrap();
+        slot.write_all(bytes).unwrap();
+        slot.finish().unwrap();
+    }
+    let layer = s.layers[0].clone();
+    let at = w
+        .layout()
+        .entries
+        .iter()
+        .find(|e| e.path == layer.blob_path())
+        .unwrap()
+        .data_offset;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(w.temp_path())
+        .unwrap();
+    let mut byte = [0u8];
+    FileExt::read_exact_at(&std::fs::File::open(w.temp_path()).unwrap(), &mut byte, at).unwrap();
+    f.write_all_at(&[byte[0] ^ 1], at).unwrap();
+    match w.commit(k.verifying_key(), verify_time()) {
+        Err(WriteError::Reverify { findings }) => {
+            assert_eq!(findings.len(), 1, "{findings:#?}");
+            assert_eq!(findings[0].digest.as_ref(), Some(&layer));
+            assert_eq!(findings[0].kind, atp_bundle::verify::FindingKind::BadDigest);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!out.exists());
+}
