@@ -41,7 +41,9 @@ impl ReferrerFacts {
     /// Read the facts from a manifest's exact bytes; `None` when they are
     /// not a JSON object with well-formed `subject` and `config` fields.
     pub fn of(bytes: &[u8]) -> Option<Self> {
-        serde_json::from_slice(bytes).ok()
+        // serde would read a struct from a JSON array too.
+        let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        object.then(|| serde_json::from_slice(bytes).ok()).flatten()
     }
 
     /// The artifact type the document declares: `artifactType`, else the
