@@ -22,7 +22,8 @@ use crate::gate::{self, Presence};
 use crate::metrics::Metrics;
 pub use crate::options::{FilesOptions, InstallOptions};
 use crate::preflight::Probe;
-use crate::prepare::{self, Prepared};
+use crate::prepare::{self, IndexOutcome, Prepared};
+pub use crate::prepare::{PushedReferrer, ReferrersOutcome};
 use crate::state::{PushedImage, Receipt, StateDir, RECEIPT_FORMAT};
 use crate::verified::VerifiedBundle;
 
@@ -57,35 +58,6 @@ pub struct InstallSummary {
     pub finished: String,
 }
 
-/// The referrers an install carried to the site registry.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ReferrersOutcome {
-    /// Each referrer as it landed: `REPO:cosign-tag` or `REPO@digest`.
-    pub pushed: Vec<PushedReferrer>,
-    /// One per subject that got OCI referrers.
-    pub indexes: Vec<IndexOutcome>,
-}
-
-/// One carried referrer in the site registry.
-#[derive(Debug, Clone, Serialize)]
-pub struct PushedReferrer {
-    pub target: String,
-    pub digest: Digest,
-    pub subject: Digest,
-    pub artifact_type: Option<String>,
-}
-
-/// What became of one subject's fallback tag index.
-#[derive(Debug, Clone, Serialize)]
-pub struct IndexOutcome {
-    /// `REPO:sha256-<hex>`.
-    pub index: String,
-    /// `written` (merged and put once), `unchanged` (already listed every
-    /// referrer: nothing sent) or `referrers-api` (the registry indexes
-    /// referrers itself: nothing written).
-    pub outcome: &'static str,
-}
-
 /// After the copy: keep the fallback tag index of every subject that got
 /// OCI referrers (cosign-tagged ones are found by their tag), one subject
 /// at a time, merging with what is there (`atp_registry::referrers`).
@@ -94,32 +66,11 @@ pub(crate) async fn referrer_indexes(
     prepared: &Prepared,
 ) -> Result<ReferrersOutcome, InstallError> {
     use atp_registry::referrers::{fallback_tag, update_fallback_index, FallbackUpdate};
-    let mut out = ReferrersOutcome::default();
-    let mut groups: Vec<(
-        &atp_registry::Repository,
-        &Digest,
-        Vec<atp_bundle::format::Descriptor>,
-    )> = Vec::new();
-    let copies = prepared.plan.images.iter().skip(prepared.images.len());
-    for (r, p) in prepared.referrers.iter().zip(copies) {
-        out.pushed.push(PushedReferrer {
-            target: p.target_reference(),
-            digest: r.listed.digest.clone(),
-            subject: r.subject.clone(),
-            artifact_type: r.listed.artifact_type.clone(),
-        });
-        if r.tag.is_some() {
-            continue;
-        }
-        match groups
-            .iter_mut()
-            .find(|(t, s, _)| *t == &r.target && *s == &r.subject)
-        {
-            Some(g) => g.2.push(r.listed.clone()),
-            None => groups.push((&r.target, &r.subject, vec![r.listed.clone()])),
-        }
-    }
-    for (repo, subject, add) in groups {
+    let mut out = ReferrersOutcome {
+        pushed: prepared.pushed_referrers(),
+        indexes: Vec::new(),
+    };
+    for (repo, subject, add) in prepared.fallback_additions() {
         let outcome = match update_fallback_index(client, repo, subject, &add).await? {
             FallbackUpdate::Written { .. } => "written",
             FallbackUpdate::Unchanged => "unchanged",

@@ -23,6 +23,7 @@ use atp_bundle::Digest;
 use atp_registry::copy::{self, ImageCopy, Plan};
 use atp_registry::mapping::{self, SourceRef};
 use atp_registry::Repository;
+use serde::Serialize;
 
 use crate::error::InstallError;
 use crate::options::InstallOptions;
@@ -91,6 +92,37 @@ pub struct PlannedReferrer {
     /// How a referrers index lists it (digest, size, media type,
     /// `artifactType`, its own annotations), read from its verified bytes.
     pub listed: Descriptor,
+}
+
+/// The referrers an install carries to the site registry (also what
+/// `simulate` predicts).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReferrersOutcome {
+    /// Each referrer as it landed: `REPO:cosign-tag` or `REPO@digest`.
+    pub pushed: Vec<PushedReferrer>,
+    /// One per subject that got OCI referrers.
+    pub indexes: Vec<IndexOutcome>,
+}
+
+/// One carried referrer in the site registry.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushedReferrer {
+    pub target: String,
+    pub digest: Digest,
+    pub subject: Digest,
+    pub artifact_type: Option<String>,
+}
+
+/// What became of one subject's fallback tag index.
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexOutcome {
+    /// `REPO:sha256-<hex>`.
+    pub index: String,
+    /// `written` (merged and put once; `simulate`: `to write`),
+    /// `unchanged` (already listed every referrer: nothing sent) or
+    /// `referrers-api` (the registry indexes referrers itself: nothing
+    /// written).
+    pub outcome: &'static str,
 }
 
 /// How the rollback check reads the installed sequence.
@@ -224,6 +256,41 @@ fn plan_referrers(
 }
 
 impl Prepared {
+    /// The referrers with the copy that pushes each (in `referrers` order).
+    pub fn referrer_copies(&self) -> impl Iterator<Item = (&PlannedReferrer, &ImageCopy)> {
+        self.referrers
+            .iter()
+            .zip(self.plan.images.iter().skip(self.images.len()))
+    }
+
+    /// Each referrer as it lands.
+    pub fn pushed_referrers(&self) -> Vec<PushedReferrer> {
+        self.referrer_copies()
+            .map(|(r, p)| PushedReferrer {
+                target: p.target_reference(),
+                digest: r.listed.digest.clone(),
+                subject: r.subject.clone(),
+                artifact_type: r.listed.artifact_type.clone(),
+            })
+            .collect()
+    }
+
+    /// What each subject's fallback tag index must list: its OCI referrers
+    /// (not the cosign-tagged ones), per repository and subject, in plan order.
+    pub fn fallback_additions(&self) -> Vec<(&Repository, &Digest, Vec<Descriptor>)> {
+        let mut groups: Vec<(&Repository, &Digest, Vec<Descriptor>)> = Vec::new();
+        for r in self.referrers.iter().filter(|r| r.tag.is_none()) {
+            match groups
+                .iter_mut()
+                .find(|(t, s, _)| *t == &r.target && *s == &r.subject)
+            {
+                Some(g) => g.2.push(r.listed.clone()),
+                None => groups.push((&r.target, &r.subject, vec![r.listed.clone()])),
+            }
+        }
+        groups
+    }
+
     /// Every image as it lands in the site registry (for the summary).
     pub fn pushed_images(&self) -> Vec<PushedImage> {
         self.plan

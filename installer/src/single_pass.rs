@@ -3,7 +3,9 @@
 //! The verifier streams the bundle once; each blob is pushed as soon as the
 //! verifier has checked its size and digest (its bytes are then re-read from
 //! the page cache, not from the media). Manifests route their children to the
-//! target repositories as they verify, in the bundle's depth-first order.
+//! target repositories as they verify, in the bundle's depth-first order; a
+//! referrer (role `referrer`) goes to the repository of the image its
+//! `referrer-of` names.
 //!
 //! Trade-off (documented in docs/guide.md): if verification fails late, blobs
 //! verified earlier are already in the registry. They are content-addressed
@@ -17,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use atp_bundle::format::manifest::Manifest;
-use atp_bundle::format::ManifestKind;
+use atp_bundle::format::{annotation as ann, role, ManifestKind};
 use atp_bundle::media::BundleInput;
 use atp_bundle::progress::{NoProgress, Progress};
 use atp_bundle::verify::{BlobLocation, Report, VisitBlob};
@@ -74,26 +76,40 @@ pub async fn verify_and_push(
         .ok();
     let mut routes: HashMap<Digest, Vec<Repository>> = HashMap::new();
     if let Some(index) = &index {
-        let tops: Vec<(Digest, SourceRef)> = index
+        let tops: Vec<(Digest, &str, SourceRef)> = index
             .manifests
             .iter()
-            .filter(|d| d.annotation(atp_bundle::format::annotation::ROLE) == Some("image"))
+            .filter(|d| d.annotation(ann::ROLE) == Some(role::IMAGE))
             .filter_map(|d| {
-                let r = d.annotation(atp_bundle::format::annotation::REF_NAME)?;
-                Some((d.digest.clone(), SourceRef::parse(r).ok()?))
+                let r = d.annotation(ann::REF_NAME)?;
+                Some((d.digest.clone(), r, SourceRef::parse(r).ok()?))
             })
             .collect();
-        let sources: Vec<&SourceRef> = tops.iter().map(|(_, s)| s).collect();
+        let sources: Vec<&SourceRef> = tops.iter().map(|(_, _, s)| s).collect();
         let map = mapping::map_repositories(
             sources.iter().copied(),
             &site.layout,
             site.repo_prefix.as_deref(),
         )?;
-        for (digest, src) in &tops {
+        let mut repo_of: HashMap<&str, Repository> = HashMap::new();
+        for (digest, name, src) in &tops {
             let repo = site.repository(&map[&src.repository()])?;
+            repo_of.insert(name, repo.clone());
             let e = routes.entry(digest.clone()).or_default();
             if !e.contains(&repo) {
                 e.push(repo);
+            }
+        }
+        // A referrer goes where the image it belongs to goes.
+        for d in &index.manifests {
+            if d.annotation(ann::ROLE) != Some(role::REFERRER) {
+                continue;
+            }
+            if let Some(repo) = d.annotation(ann::REFERRER_OF).and_then(|r| repo_of.get(r)) {
+                routes
+                    .entry(d.digest.clone())
+                    .or_default()
+                    .push(repo.clone());
             }
         }
     }

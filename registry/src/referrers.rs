@@ -305,22 +305,36 @@ pub enum FallbackUpdate {
     },
 }
 
-/// Keep `subject`'s fallback tag index in `repo` listing `add` (see the
-/// module doc). The referrers must already be in `repo`.
-pub async fn update_fallback_index(
+/// What [`update_fallback_index`] would do, found by reads only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FallbackPlan {
+    ApiSupported,
+    Unchanged,
+    /// Put this index under `tag` (existing entries first, then the new).
+    Write {
+        tag: String,
+        index: ImageIndex,
+    },
+}
+
+/// Read what is at the site and decide (GETs only): the referrers API, then
+/// the fallback tag, merged with `add`. A fallback tag holding something
+/// too large or not an OCI image index is an error: it is not ours to
+/// replace.
+pub async fn plan_fallback_index(
     client: &Client,
     repo: &Repository,
     subject: &Digest,
     add: &[Descriptor],
-) -> Result<FallbackUpdate, Error> {
+) -> Result<FallbackPlan, Error> {
     if add.is_empty() {
-        return Ok(FallbackUpdate::Unchanged);
+        return Ok(FallbackPlan::Unchanged);
     }
     if !matches!(
         api_index(client, repo, subject, usize::MAX).await?,
         Api::Unsupported
     ) {
-        return Ok(FallbackUpdate::ApiSupported);
+        return Ok(FallbackPlan::ApiSupported);
     }
     let tag = fallback_tag(subject);
     let hostile = |reason: String| {
@@ -339,6 +353,11 @@ pub async fn update_fallback_index(
             )))
         }
         Got::Body { bytes, media_type } => {
+            let media_type = if media_type.is_empty() {
+                crate::manifest::sniff_media_type(&bytes).unwrap_or_default()
+            } else {
+                media_type
+            };
             if media_type != media::OCI_INDEX {
                 return Err(hostile(format!(
                     "it is {media_type:?}, not an OCI image index"
@@ -352,8 +371,25 @@ pub async fn update_fallback_index(
             Some(i)
         }
     };
-    let Some(merged) = merge_fallback_index(existing.as_ref(), add) else {
-        return Ok(FallbackUpdate::Unchanged);
+    Ok(match merge_fallback_index(existing.as_ref(), add) {
+        Some(index) => FallbackPlan::Write { tag, index },
+        None => FallbackPlan::Unchanged,
+    })
+}
+
+/// Keep `subject`'s fallback tag index in `repo` listing `add` (see the
+/// module doc): [`plan_fallback_index`], then one PUT when it says so. The
+/// referrers must already be in `repo`.
+pub async fn update_fallback_index(
+    client: &Client,
+    repo: &Repository,
+    subject: &Digest,
+    add: &[Descriptor],
+) -> Result<FallbackUpdate, Error> {
+    let (tag, merged) = match plan_fallback_index(client, repo, subject, add).await? {
+        FallbackPlan::ApiSupported => return Ok(FallbackUpdate::ApiSupported),
+        FallbackPlan::Unchanged => return Ok(FallbackUpdate::Unchanged),
+        FallbackPlan::Write { tag, index } => (tag, index),
     };
     let bytes = atp_bundle::format::json::to_canonical_vec(&merged).map_err(|e| {
         Error::InvalidManifest {

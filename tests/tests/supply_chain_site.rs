@@ -250,3 +250,88 @@ fn a_hostile_fallback_tag_at_the_site_stops_the_install_and_is_left_as_it_was() 
         odd.bytes
     );
 }
+
+/// The site holds the upstream supply chain for `repo`: the signature
+/// verifies from there and the fallback index lists the SBOM and attestation.
+fn assert_site_has_the_chain(site: &Registry, repo: &str, up: &Upstream) {
+    let sw = Writer::new(site);
+    let payload = sw
+        .verified_signature(repo, &up.subject, up.key.public_pem_path())
+        .unwrap();
+    assert_eq!(
+        payload["critical"]["image"]["docker-manifest-digest"],
+        up.subject
+    );
+    let entries = sw.fallback_entries(repo, &up.subject);
+    assert_eq!(
+        digests(&entries),
+        [
+            up.chain.sbom.digest.clone(),
+            up.chain.attestation.digest.clone()
+        ]
+    );
+}
+
+#[test]
+fn simulate_plans_the_referrers_and_single_pass_carries_them() {
+    let up = upstream();
+    let w = Work::new();
+    create(&w, &up, "b.tar", 1);
+    let site = Registry::plain();
+    let repo = format!("{}/atp/base", up.src.host().replace(':', "-"));
+    let index = format!("{}/{repo}:{}", site.host(), fallback_tag(&up.subject));
+
+    let o = w.simulate("b.tar").registry(&site).arg("--json").output();
+    let sim = json(&o);
+    assert_eq!(sim["ok"], true, "{}", text(&o));
+    let planned: Vec<&str> = sim["referrers"]["pushed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["target"].as_str().unwrap())
+        .collect();
+    let site_repo = format!("{}/{repo}", site.host());
+    assert_eq!(
+        planned,
+        [
+            format!("{site_repo}@{}", up.chain.sbom.digest),
+            format!("{site_repo}@{}", up.chain.attestation.digest),
+            format!("{site_repo}:{}.sig", fallback_tag(&up.subject)),
+        ]
+    );
+    assert_eq!(sim["referrers"]["indexes"][0]["index"], index);
+    assert_eq!(sim["referrers"]["indexes"][0]["outcome"], "to write");
+    let pushed: Vec<&str> = sim["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    assert!(
+        pushed.contains(&up.chain.signature.digest.as_str()),
+        "{pushed:?}"
+    );
+    let o = w.simulate("b.tar").registry(&site).output();
+    let t = text(&o);
+    assert!(
+        t.contains(&format!("fallback tag index {index}: to write")),
+        "{t}"
+    );
+    assert!(t.contains("(application/spdx+json) of sha256:"), "{t}");
+    assert!(site_puts(&site, 0).is_empty(), "a simulation wrote");
+
+    let o = w
+        .install("b.tar")
+        .registry(&site)
+        .arg("--single-pass")
+        .output();
+    assert_ok(&o, "install --single-pass");
+    assert!(
+        text(&o).contains("referrers: 3 carried; fallback tag indexes: 1 written"),
+        "{}",
+        text(&o)
+    );
+    assert_site_has_the_chain(&site, &repo, &up);
+    let sim = json(&w.simulate("b.tar").registry(&site).arg("--json").output());
+    assert_eq!(sim["referrers"]["indexes"][0]["outcome"], "unchanged");
+}

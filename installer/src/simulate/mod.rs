@@ -10,6 +10,9 @@
 //!   (`Client::probe_push`), which also proves TLS and credentials; then a
 //!   HEAD for every blob and manifest: the copy engine's own decision step
 //!   (`atp_registry::copy::decide`), so the plan is what install does;
+//!   the carried referrers are in that plan, and each subject's fallback tag
+//!   index is read and merged as install would, without the PUT
+//!   (`atp_registry::referrers::plan_fallback_index`);
 //! - host: kubectl and its kustomize version; free space and inodes where
 //!   the state and render dirs live, against what the run writes;
 //! - overlay: rendered into a temp dir with the real mapping, then the
@@ -117,6 +120,9 @@ pub struct Simulation {
     pub bytes_skipped: u64,
     pub manifests_pushed: u64,
     pub manifests_skipped: u64,
+    /// The carried referrers (their blobs and manifests are in `blobs` and
+    /// `manifests`), and what each subject's fallback tag index would get.
+    pub referrers: crate::prepare::ReferrersOutcome,
     /// Objects the rendered overlay holds, i.e. what `--apply` would apply.
     pub objects: Vec<String>,
     pub host: HostReport,
@@ -201,6 +207,7 @@ pub async fn simulate(opts: &InstallOptions, progress: Arc<dyn Progress>) -> Sim
     sim.channel = Some(info.channel.clone());
     sim.sequence = Some(info.sequence);
     sim.images = prepared.pushed_images();
+    sim.referrers.pushed = prepared.pushed_referrers();
     sim.rollback = Some(match prepared.sequence {
         SequenceCheck::First => format!("first install on channel {:?}", info.channel),
         SequenceCheck::Newer { installed } => {

@@ -157,4 +157,30 @@ pub(super) async fn plan_blobs(
     sim.manifests_skipped = stats.manifests_skipped;
     sim.blobs = decided.blobs;
     sim.manifests = decided.manifests;
+    fallback_indexes(client, opts, prepared, sim).await;
+}
+
+/// What install's fallback tag index step would do, by reads only.
+async fn fallback_indexes(
+    client: &Client,
+    opts: &InstallOptions,
+    prepared: &Prepared,
+    sim: &mut Simulation,
+) {
+    use atp_registry::referrers::{fallback_tag, plan_fallback_index, FallbackPlan};
+    for (repo, subject, add) in prepared.fallback_additions() {
+        let outcome = match plan_fallback_index(client, repo, subject, &add).await {
+            Ok(FallbackPlan::Write { .. }) => "to write",
+            Ok(FallbackPlan::Unchanged) => "unchanged",
+            Ok(FallbackPlan::ApiSupported) => "referrers-api",
+            Err(e) => {
+                sim.findings.push(registry_finding(&e, opts));
+                "refused"
+            }
+        };
+        sim.referrers.indexes.push(crate::prepare::IndexOutcome {
+            index: format!("{repo}:{}", fallback_tag(subject)),
+            outcome,
+        });
+    }
 }

@@ -35,6 +35,21 @@ impl Simulation {
                 let _ = writeln!(s, "  {} -> {} ({})", i.source, i.target, i.digest);
             }
         }
+        if !self.referrers.pushed.is_empty() {
+            let _ = writeln!(s, "referrers:");
+            for r in &self.referrers.pushed {
+                let _ = writeln!(
+                    s,
+                    "  {} ({}) of {}",
+                    r.target,
+                    r.artifact_type.as_deref().unwrap_or("no artifact type"),
+                    r.subject
+                );
+            }
+            for i in &self.referrers.indexes {
+                let _ = writeln!(s, "  fallback tag index {}: {}", i.index, i.outcome);
+            }
+        }
         let _ = writeln!(
             s,
             "blobs: {} to upload ({} bytes), {} to mount ({} bytes), {} already there ({} bytes)",
