@@ -443,5 +443,31 @@ pub fn corpus(key: &SigningKey, other: &SigningKey) -> Vec<Case> {
         join(&e),
     );
 
+    // Referrers (spec 4.1): re-signed, so only the referrer rules object.
+    let r = crate::sample::referrers::sample_with_referrers(key).unwrap();
+    let other_platform = r.sample.manifests[1].to_string();
+    add(
+        "referrer-subject-disagrees",
+        "the SBOM's subject annotation names the arm64 manifest; its own subject is amd64",
+        FindingKind::BadManifest,
+        "referrer manifest names subject",
+        crate::sample::referrers::with_index_edit(&r.sample, key, |i| {
+            crate::sample::referrers::annotations_of(i, &r.sbom)
+                .insert(crate::format::annotation::SUBJECT.into(), other_platform);
+        }),
+    );
+    add(
+        "referrer-of-unknown-image",
+        "a referrer carried for an image the bundle does not hold",
+        FindingKind::BadIndex,
+        "which is not an image of this bundle",
+        crate::sample::referrers::with_index_edit(&r.sample, key, |i| {
+            crate::sample::referrers::annotations_of(i, &r.signature).insert(
+                crate::format::annotation::REFERRER_OF.into(),
+                "docker.io/atp/other:1".into(),
+            );
+        }),
+    );
+
     cases
 }
