@@ -16,7 +16,12 @@
 # Ours and the peer alternate who goes first in each run; medians and ratios
 # come from this one invocation. Two docker-registry processes (source and
 # destination, plain HTTP on 127.0.0.1) are started with configs written
-# here, and stopped on exit. Nothing outside BENCH_DIR and BENCH_DOC is written.
+# here, and stopped on exit. At C, `skopeo sync` (one process for every image)
+# is a second peer; at A, `atp-installer serve` is measured as a source for
+# skopeo against a docker-registry holding the same images (issue #18).
+# Nothing outside BENCH_DIR, BENCH_DOC and the raw rows beside it
+# (docs/bench/: results.tsv, machine.env, summary-*.json; not in a tiny run)
+# is written.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -50,6 +55,30 @@ case "${1:-}" in
     while IFS=$'\t' read -r ref repo tag; do
       sk copy -q --all --dest-tls-verify=false "oci:$D/untar:$ref" "docker://$DST/$repo:$tag"
     done < "$D/images.tsv"
+    exit 0 ;;
+  peer-sync-create) # D SRC: one skopeo sync of every image into dir: folders, then tar cf
+    D=$2 SRC=$3
+    { printf '%s:\n  tls-verify: false\n  images:\n' "$SRC"
+      awk -F'\t' '{printf "    %s: [\"%s\"]\n", $2, $3}' "$D/images.tsv"; } > "$D/sync.yaml"
+    sk sync --all --src yaml --dest dir "$D/sync.yaml" "$D/peer-sync"
+    tar cf "$D/peer-sync.tar" -C "$D/peer-sync" .
+    exit 0 ;;
+  peer-sync-install) # D DST [untar]: (tar xf, then) one skopeo sync of every image into the registry
+    D=$2 DST=$3
+    if [ "${4:-}" = untar ]; then mkdir -p "$D/untar-sync" && tar xf "$D/peer-sync.tar" -C "$D/untar-sync"; fi
+    sk sync --all --src dir --dest docker --dest-tls-verify=false "$D/untar-sync" "$DST/bench"
+    exit 0 ;;
+  serve-copy) # D FROM DST [flat]: skopeo copy --all of every image from the registry FROM into DST
+    D=$2 FROM=$3 DST=$4
+    while IFS=$'\t' read -r _ repo tag; do
+      src=$repo; [ "${5:-}" = flat ] && src=${repo##*/}
+      sk copy -q --all --src-tls-verify=false --dest-tls-verify=false "docker://$FROM/$src:$tag" "docker://$DST/$repo:$tag"
+    done < "$D/images.tsv"
+    exit 0 ;;
+  serve-get) # D SERVE: GET every blob (not manifests) from `atp-installer serve --layout flat`, 4 in flight
+    D=$2 S=$3
+    awk -F'\t' -v s="$S" '$4 !~ /manifest|index/ {r=$3; sub(/.*\//, "", r); print "http://" s "/v2/" r "/blobs/" $1}' "$D/blobs.tsv" |
+      xargs -P 4 -n 1 curl -fsS -o /dev/null
     exit 0 ;;
 esac
 
@@ -111,7 +140,10 @@ stop_registry() {
   local pid=${REG_PID[$1]:-}
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; REG_PID[$1]=; fi
 }
-cleanup() { stop_registry src; stop_registry dst; }
+cleanup() {
+  stop_registry src; stop_registry dst
+  if [ -n "$SERVE_TPID" ]; then kill "$(pgrep -P "$SERVE_TPID")" 2>/dev/null || true; fi
+}
 trap cleanup EXIT
 
 # measure W RUN PHASE TOOL BYTES CMD...: one timed command into results.tsv
@@ -124,6 +156,28 @@ measure() {
   local secs rss; read -r secs rss < <(tail -n 1 "$tf")
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$run" "$phase" "$tool" "$secs" "$rss" "$bytes" >> "$RESULTS"
   say "$w run $run  $phase  $tool: ${secs}s  peak RSS $((rss / 1024)) MiB"
+}
+
+# The serve row (issue #18): `atp-installer serve` of our bundle under
+# /usr/bin/time (its peak RSS is recorded when it is stopped).
+SERVE_TPID=
+start_serve() {
+  local D=$1 port; port=$(free_port)
+  /usr/bin/time -f '%e %M' -o "$OUT/serve.time" "$BIN/atp-installer" -q serve "$D/ours.tar" \
+    --key "$OUT/key.pub" --listen "127.0.0.1:$port" --layout flat >> "$LOG" 2>&1 &
+  SERVE_TPID=$!; SERVE=127.0.0.1:$port
+  for _ in $(seq 600); do curl -fs "http://$SERVE/v2/" >/dev/null && return 0; sleep 0.1; done
+  echo "bench: serve did not come up; see $LOG" >&2; exit 1
+}
+# stop_serve W RUN: stop it (SIGTERM to serve itself, not to time) and record its peak RSS
+stop_serve() {
+  local child; child=$(pgrep -P "$SERVE_TPID" || true)
+  [ -n "$child" ] && kill -TERM "$child" 2>/dev/null || true
+  wait "$SERVE_TPID" 2>/dev/null || true
+  local secs rss; read -r secs rss < <(tail -n 1 "$OUT/serve.time")
+  printf '%s\t%s\tserve\tserve-rss\t%s\t%s\t0\n' "$1" "$2" "$secs" "$rss" >> "$RESULTS"
+  say "$1 run $2  serve peak RSS $((rss / 1024)) MiB"
+  SERVE_TPID=
 }
 
 export ATP_KEY_PASSWORD=""
@@ -193,6 +247,11 @@ bench_workload() {
         rm -rf "$D/peer-oci"
       fi
     done
+    if [ "$w" = C ]; then # one skopeo process for all images (issue #21)
+      rm -rf "$D/peer-sync" "$D/peer-sync.tar"
+      measure "$w" "$run" create skopeo-sync 0 "$SELF" peer-sync-create "$D" "$SRC"
+      rm -rf "$D/peer-sync"
+    fi
     local size; size=$(stat -c %s "$D/ours.tar")
     local psize; psize=$(stat -c %s "$D/peer.tar")
     measure "$w" "$run" create limit-get "$size" "$BIN/bench-limit" get "$SRC" "$D/blobs.tsv" "$CONC"
@@ -221,6 +280,27 @@ bench_workload() {
         measure "$w" "$run" reinstall skopeo "$psize" "$SELF" peer-install "$D" "$DST"
       fi
     done
+    if [ "$w" = C ]; then
+      start_registry dst
+      measure "$w" "$run" install skopeo-sync "$psize" "$SELF" peer-sync-install "$D" "127.0.0.1:${REG_PORT[dst]}" untar
+      measure "$w" "$run" reinstall skopeo-sync "$psize" "$SELF" peer-sync-install "$D" "127.0.0.1:${REG_PORT[dst]}"
+      rm -rf "$D/untar-sync" "$D/peer-sync.tar"
+    fi
+    if [ "$w" = A ]; then # serving (issue #18): skopeo copy from serve and from a registry, GETs, RSS
+      start_serve "$D"
+      for who in $first $([ "$first" = ours ] && echo peer || echo ours); do
+        start_registry dst
+        if [ "$who" = ours ]; then
+          measure "$w" "$run" serve ours "$size" "$SELF" serve-copy "$D" "$SERVE" "127.0.0.1:${REG_PORT[dst]}" flat
+        else
+          measure "$w" "$run" serve registry "$size" "$SELF" serve-copy "$D" "$SRC" "127.0.0.1:${REG_PORT[dst]}"
+        fi
+      done
+      local blob_bytes; blob_bytes=$(awk -F'\t' '$4 !~ /manifest|index/ {n += $2} END {print n}' "$D/blobs.tsv")
+      measure "$w" "$run" serve-get ours "$blob_bytes" "$SELF" serve-get "$D" "$SERVE"
+      measure "$w" "$run" serve-get limit-read "$size" dd if="$D/ours.tar" of=/dev/null bs=1M status=none
+      stop_serve "$w" "$run"
+    fi
     # the registry's own ingest ceiling for the same blobs (from the untarred layout)
     start_registry dst
     measure "$w" "$run" install limit-ingest "$size" "$BIN/bench-limit" ingest "127.0.0.1:${REG_PORT[dst]}" \
@@ -238,4 +318,9 @@ for spec in $RUNS; do
 done
 say "writing $DOC"
 python3 scripts/bench-report.py "$OUT" "$DOC"
+if [ -z "${BENCH_TINY:-}" ]; then # the raw rows beside the generated table (issue #21)
+  mkdir -p "$(dirname "$DOC")/bench"
+  cp "$RESULTS" "$OUT/machine.env" "$OUT"/summary-*.json "$(dirname "$DOC")/bench/"
+  if [ -f "$OUT/skipped.txt" ]; then cp "$OUT/skipped.txt" "$(dirname "$DOC")/bench/"; fi
+fi
 say "done in $(( $(date +%s) - started ))s"
