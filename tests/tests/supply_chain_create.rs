@@ -181,11 +181,9 @@ fn create_carries_signature_sbom_attestation_and_nested_reproducibly() {
     // Text: the count and kinds, per image.
     let t = text(&w.bundler(&["inspect", "a.tar"]));
     assert!(
-        t.contains("4 referrers: application/spdx+json, application/vnd.in-toto+json, cosign signature, application/vnd.dev.sigstore.bundle.v0.3+json")
-            || t.contains("4 referrers:"),
+        t.contains("    4 referrers: application/spdx+json, application/vnd.in-toto+json, cosign signature, application/vnd.dev.sigstore.bundle.v0.3+json\n"),
         "{t}"
     );
-    assert!(t.contains("cosign signature"), "{t}");
 
     // Verified, and reported per image by the installer.
     let o = w.installer(&["verify", "a.tar", "--key", "k.pub", "--json"]);
