@@ -335,3 +335,64 @@ fn simulate_plans_the_referrers_and_single_pass_carries_them() {
     let sim = json(&w.simulate("b.tar").registry(&site).arg("--json").output());
     assert_eq!(sim["referrers"]["indexes"][0]["outcome"], "unchanged");
 }
+
+#[test]
+fn sync_carries_the_supply_chain_the_same_way_and_a_second_sync_writes_nothing() {
+    let up = upstream();
+    let w = Work::new();
+    let site = Registry::plain();
+    let repo = format!("{}/atp/base", up.src.host().replace(':', "-"));
+    let index = format!("{}/{repo}:{}", site.host(), fallback_tag(&up.subject));
+    let image = format!("{}/atp/base:1.0.0", up.src.host());
+    let (site_host, src_host) = (site.host(), up.src.host());
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "sync",
+            "--image",
+            &image,
+            "--registry",
+            &site_host,
+            "--plain-http",
+            "--plain-http",
+            &src_host,
+            "--json",
+        ];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        w.bundler(&a)
+    };
+
+    let o = run(args(&["--dry-run"]));
+    assert_ok(&o, "sync --dry-run");
+    let plan = json(&o);
+    assert_eq!(plan["referrer_indexes"][0]["index"], index);
+    assert_eq!(plan["referrer_indexes"][0]["outcome"], "to write");
+    assert!(site_puts(&site, 0).is_empty(), "a dry run wrote");
+
+    let o = run(args(&[]));
+    assert_ok(&o, "sync");
+    let done = json(&o);
+    assert_eq!(done["referrer_indexes"][0]["outcome"], "written");
+    let targets: Vec<&str> = done["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["target"].as_str().unwrap())
+        .collect();
+    assert!(
+        targets.contains(
+            &format!("{}/{repo}:{}.sig", site.host(), fallback_tag(&up.subject)).as_str()
+        ),
+        "{targets:?}"
+    );
+    assert_site_has_the_chain(&site, &repo, &up);
+
+    let mark = site.access_mark();
+    let o = run(args(&[]));
+    assert_ok(&o, "second sync");
+    assert_eq!(json(&o)["referrer_indexes"][0]["outcome"], "unchanged");
+    assert_eq!(site_puts(&site, mark), Vec::<String>::new());
+}

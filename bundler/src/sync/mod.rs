@@ -11,6 +11,14 @@
 //! the upload request (up to `concurrency` at once), manifests follow as
 //! exact bytes, children first, then the tag.
 //!
+//! Referrers (signatures, attestations, SBOMs) come along as `create`
+//! carries them (`gather::attach_referrers`, the spec's `referrers`, all
+//! without a spec): each an image copy after the images, into its image's
+//! target repository, by digest or under its cosign tag; then, as `install`
+//! does, each subject's `sha256-<hex>` fallback index is merged and written
+//! once where the target has no referrers API (`--dry-run`: read and
+//! reported, not written).
+//!
 //! - `report`: what sync did or would do, as text or JSON
 //! - `source`: where each blob is read (a source registry, an OCI layout)
 //!
@@ -21,7 +29,14 @@
 mod report;
 mod source;
 
-pub use report::{image_reports, ImageReport, SyncSummary};
+pub use report::{image_reports, ImageReport, IndexReport, SyncSummary};
+
+/// A subject's OCI referrers for its fallback tag index at the target.
+type FallbackAddition = (
+    Repository,
+    atp_bundle::Digest,
+    Vec<atp_bundle::format::Descriptor>,
+);
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
@@ -117,18 +132,18 @@ pub async fn sync(
     let source = client(opts)?;
     let target = client(opts)?;
     let images = gather(opts, &source).await?;
-    let (plan, from, sources) = plan(opts, images)?;
+    let (plan, from, sources, additions) = plan(opts, images)?;
     if opts.dry_run {
         let d = copy::decide(&target, &plan, opts.concurrency).await?;
         let reports = image_reports(&plan.images, &from, &d.blobs, &d.manifests, None);
-        return Ok(SyncSummary::new(
-            true,
-            &opts.target_registry,
-            reports,
-            &d.stats(),
-        ));
+        let indexes = fallback_indexes(&target, &additions, true).await?;
+        return Ok(
+            SyncSummary::new(true, &opts.target_registry, reports, &d.stats())
+                .with_indexes(indexes),
+        );
     }
     let done = copy::execute(&target, &plan, &sources, opts.concurrency, "sync", progress).await?;
+    let indexes = fallback_indexes(&target, &additions, false).await?;
     let reports = image_reports(
         &plan.images,
         &from,
@@ -152,12 +167,38 @@ pub async fn sync(
             }
         })?;
     }
-    Ok(SyncSummary::new(
-        false,
-        &opts.target_registry,
-        reports,
-        &done.stats,
-    ))
+    Ok(SyncSummary::new(false, &opts.target_registry, reports, &done.stats).with_indexes(indexes))
+}
+
+/// Each subject's OCI referrers, listed in its fallback tag index at the
+/// target: merged and written once (`plan_only`: read and decided only).
+async fn fallback_indexes(
+    target: &Client,
+    additions: &[FallbackAddition],
+    plan_only: bool,
+) -> Result<Vec<IndexReport>, SyncError> {
+    use atp_registry::referrers::{self as r, FallbackPlan, FallbackUpdate};
+    let mut out = Vec::new();
+    for (repo, subject, add) in additions {
+        let outcome = if plan_only {
+            match r::plan_fallback_index(target, repo, subject, add).await? {
+                FallbackPlan::Write { .. } => "to write",
+                FallbackPlan::Unchanged => "unchanged",
+                FallbackPlan::ApiSupported => "referrers-api",
+            }
+        } else {
+            match r::update_fallback_index(target, repo, subject, add).await? {
+                FallbackUpdate::Written { .. } => "written",
+                FallbackUpdate::Unchanged => "unchanged",
+                FallbackUpdate::ApiSupported => "referrers-api",
+            }
+        };
+        out.push(IndexReport {
+            index: format!("{repo}:{}", r::fallback_tag(subject)),
+            outcome,
+        });
+    }
+    Ok(out)
 }
 
 /// Where a registry image is read from when a Docker Hub mirror is named:
@@ -192,11 +233,13 @@ async fn gather(opts: &SyncOptions, client: &Client) -> Result<Vec<ResolvedImage
     let mut specs = Vec::new();
     let mut platforms = opts.platforms.clone();
     let mut overlay = None;
+    let mut referrers = crate::spec::ReferrerOptions::default();
     if let Some(p) = &opts.spec {
         let spec = Spec::load(p)?;
         if platforms.is_empty() {
             platforms = spec.platforms.clone();
         }
+        referrers = spec.referrers.clone();
         for s in &spec.images {
             specs.push(redirect(s, src)?);
         }
@@ -215,13 +258,14 @@ async fn gather(opts: &SyncOptions, client: &Client) -> Result<Vec<ResolvedImage
     let discovered = |r: &str| -> Result<ImageSpec, gather::MapError> {
         Ok(redirect(&gather::from_registry(r), src)?)
     };
-    let images = gather::gather(
+    let images = gather::gather_with_referrers(
         &specs,
         overlay.as_ref(),
         client,
         &platforms,
         opts.concurrency,
         &discovered,
+        &referrers,
     )
     .await
     .map_err(CreateError::from)?;
@@ -231,12 +275,21 @@ async fn gather(opts: &SyncOptions, client: &Client) -> Result<Vec<ResolvedImage
     Ok(images)
 }
 
-/// Map names and build the copy plan: one image copy per image, where each
-/// image is read from, and the blob sources.
+/// Map names and build the copy plan: one image copy per image, then one
+/// per referrer; where each is read from, the blob sources, and what each
+/// subject's fallback index must list.
 fn plan(
     opts: &SyncOptions,
     images: Vec<ResolvedImage>,
-) -> Result<(Plan, Vec<String>, source::SyncSources), SyncError> {
+) -> Result<
+    (
+        Plan,
+        Vec<String>,
+        source::SyncSources,
+        Vec<FallbackAddition>,
+    ),
+    SyncError,
+> {
     let sources: Vec<SourceRef> = images
         .iter()
         .map(|i| SourceRef::parse(&i.reference))
@@ -245,6 +298,9 @@ fn plan(
     let mut copies = Vec::new();
     let mut from = Vec::new();
     let mut origins = HashMap::new();
+    let mut referrer_copies = Vec::new();
+    let mut referrer_from = Vec::new();
+    let mut additions: Vec<FallbackAddition> = Vec::new();
     for (img, src) in images.into_iter().zip(&sources) {
         from.push(match &img.origin {
             Origin::Registry(_, repo) => repo.to_string(),
@@ -273,16 +329,64 @@ fn plan(
                 .entry(d.clone())
                 .or_insert_with(|| img.origin.clone());
         }
+        let target = Repository::new(&opts.target_registry, &map[&src.repository()])?;
+        for r in &img.referrers {
+            let source = format!("{} (referrer {})", img.reference, r.descriptor.digest);
+            let walked = copy::walk_image(
+                &source,
+                &r.descriptor,
+                &mut |d| {
+                    img.manifests
+                        .get(&d.digest)
+                        .cloned()
+                        .ok_or_else(|| "the referrer's manifest was not resolved".to_string())
+                },
+                &HashSet::new(),
+            )?;
+            for (d, _) in &walked.blobs {
+                origins
+                    .entry(d.clone())
+                    .or_insert_with(|| img.origin.clone());
+            }
+            if r.tag.is_none() {
+                let bytes = &walked.manifests.last().expect("the root is walked").1;
+                let listed =
+                    atp_registry::referrers::referrer_descriptor(&r.descriptor.media_type, bytes)?;
+                match additions
+                    .iter_mut()
+                    .find(|(t, s, _)| t == &target && s == &r.subject)
+                {
+                    Some(a) => a.2.push(listed),
+                    None => additions.push((target.clone(), r.subject.clone(), vec![listed])),
+                }
+            }
+            referrer_from.push(from.last().cloned().unwrap_or_default());
+            referrer_copies.push(ImageCopy {
+                source,
+                target: target.clone(),
+                tag: r.tag.clone(),
+                root: r.descriptor.clone(),
+                manifests: walked.manifests,
+                blobs: walked.blobs,
+            });
+        }
         copies.push(ImageCopy {
             source: img.reference.clone(),
-            target: Repository::new(&opts.target_registry, &map[&src.repository()])?,
+            target,
             tag: src.tag.clone(),
             root: img.root.clone(),
             manifests: walked.manifests,
             blobs: walked.blobs,
         });
     }
-    Ok((Plan::new(copies), from, source::SyncSources { origins }))
+    copies.extend(referrer_copies);
+    from.extend(referrer_from);
+    Ok((
+        Plan::new(copies),
+        from,
+        source::SyncSources { origins },
+        additions,
+    ))
 }
 
 #[cfg(test)]

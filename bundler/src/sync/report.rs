@@ -39,6 +39,19 @@ pub struct SyncSummary {
     pub bytes_uploaded: u64,
     pub manifests_pushed: u64,
     pub manifests_skipped: u64,
+    /// Each subject's fallback tag index at the target (only when some
+    /// referrer is an OCI referrer).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub referrer_indexes: Vec<IndexReport>,
+}
+
+/// What became (or would become) of one subject's fallback tag index.
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexReport {
+    /// `TARGET/repo:sha256-<hex>`.
+    pub index: String,
+    /// `written`, `to write` (dry run), `unchanged` or `referrers-api`.
+    pub outcome: &'static str,
 }
 
 /// Per image, in plan order: its blob steps (a blob an earlier image of
@@ -112,7 +125,14 @@ impl SyncSummary {
             bytes_uploaded: stats.bytes_uploaded,
             manifests_pushed: stats.manifests_pushed,
             manifests_skipped: stats.manifests_skipped,
+            referrer_indexes: Vec::new(),
         }
+    }
+
+    /// With the referrers' fallback tag indexes.
+    pub fn with_indexes(mut self, indexes: Vec<IndexReport>) -> Self {
+        self.referrer_indexes = indexes;
+        self
     }
 }
 
@@ -142,6 +162,9 @@ impl SyncSummary {
                 pushes,
                 i.seconds.map(|t| format!(" in {t:.2}s")).unwrap_or_default()
             );
+        }
+        for x in &self.referrer_indexes {
+            let _ = writeln!(s, "fallback tag index {}: {}", x.index, x.outcome);
         }
         let _ = writeln!(
             s,
