@@ -558,3 +558,45 @@ fn a_huge_fallback_index_is_skipped_with_a_warning() {
         .count();
     assert_eq!(asked, 0);
 }
+
+#[test]
+fn a_pruned_index_carries_its_platform_manifests_referrers_and_is_verified_as_upstream_signed() {
+    let up = upstream();
+    let w = Work::new();
+    let wr = Writer::new(&up.reg);
+    let index: Value =
+        serde_json::from_slice(&wr.get_manifest("up/router", &up.router).unwrap()).unwrap();
+    let arm = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["platform"]["architecture"] == "arm64")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sbom = wr.attach_sbom("up/router", &arm);
+    wr.write_fallback_index("up/router", &arm, &[sbom.descriptor()]);
+    // spec.verify checks the signature of the index upstream signed, the
+    // one before pruning.
+    let key = up.key.public_pem_path().display().to_string();
+    let spec = both(&w, &up, &format!("  verify: {{key: \"{key}\"}}\n"));
+    let o = create(
+        &w,
+        &up.reg,
+        &spec,
+        "arm.tar",
+        &["--platform", "linux/arm64"],
+    );
+    assert_ok(&o, "create --platform with spec.verify");
+    // The index's referrers name the source index, which is not carried:
+    // only the arm64 manifest's SBOM comes along.
+    let router = inspect_image(&w, "arm.tar", ROUTER.reference);
+    assert_ne!(router["digest"], up.router);
+    assert_eq!(digests(&router), [sbom.digest.clone()]);
+    assert_eq!(router["referrers"][0]["subject"], arm);
+    assert_ok(
+        &w.installer(&["verify", "arm.tar", "--key", "k.pub"]),
+        "verify",
+    );
+}
