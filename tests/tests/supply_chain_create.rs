@@ -314,7 +314,7 @@ fn referrers_flag_and_spec_choose_what_is_carried() {
     );
     assert_eq!(
         digests(&inspect_image(&w, "s.tar", BASE.reference)),
-        [up.base_chain.signature.digest.clone()]
+        [up.base_chain.signature.digest.as_str()]
     );
 
     let spec = both(
@@ -325,7 +325,7 @@ fn referrers_flag_and_spec_choose_what_is_carried() {
     assert_ok(&create(&w, &up.reg, &spec, "t.tar", &[]), "artifactTypes");
     assert_eq!(
         digests(&inspect_image(&w, "t.tar", BASE.reference)),
-        [up.base_chain.sbom.digest.clone()]
+        [up.base_chain.sbom.digest.as_str()]
     );
     // The flag overrides the spec's mode.
     assert_ok(
@@ -549,7 +549,7 @@ fn a_huge_fallback_index_is_skipped_with_a_warning() {
     // Only the cosign signature (by tag) came along for base; the listed
     // SBOM was not even asked for.
     let base = inspect_image(&w, "h.tar", BASE.reference);
-    assert_eq!(digests(&base), [up.base_chain.signature.digest.clone()]);
+    assert_eq!(digests(&base), [up.base_chain.signature.digest.as_str()]);
     let asked = up
         .reg
         .access_log_since(mark)
@@ -593,7 +593,7 @@ fn a_pruned_index_carries_its_platform_manifests_referrers_and_is_verified_as_up
     // only the arm64 manifest's SBOM comes along.
     let router = inspect_image(&w, "arm.tar", ROUTER.reference);
     assert_ne!(router["digest"], up.router);
-    assert_eq!(digests(&router), [sbom.digest.clone()]);
+    assert_eq!(digests(&router), [sbom.digest.as_str()]);
     assert_eq!(router["referrers"][0]["subject"], arm);
     assert_ok(
         &w.installer(&["verify", "arm.tar", "--key", "k.pub"]),
