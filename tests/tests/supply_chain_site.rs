@@ -396,3 +396,107 @@ fn sync_carries_the_supply_chain_the_same_way_and_a_second_sync_writes_nothing()
     assert_eq!(json(&o)["referrer_indexes"][0]["outcome"], "unchanged");
     assert_eq!(site_puts(&site, mark), Vec::<String>::new());
 }
+
+/// `atp-installer serve` on a free loopback port; killed on drop.
+struct Served {
+    child: std::process::Child,
+    host: String,
+}
+
+impl Served {
+    fn start(w: &Work, bundle: &str) -> Served {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let child = w
+            .installer_cmd(&["serve", bundle, "--key", "k.pub", "--listen", &host])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let s = Served { child, host };
+        for _ in 0..600 {
+            if s.get("/v2/").0 == "200" {
+                return s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("serve did not answer /v2/ within 60s");
+    }
+
+    /// GET `path`: the status code and the body.
+    fn get(&self, path: &str) -> (String, Vec<u8>) {
+        let o = std::process::Command::new("curl")
+            .args(["-sS", "--noproxy", "*", "-w", "\n%{http_code}"])
+            .arg(format!("http://{}{path}", self.host))
+            .output()
+            .unwrap();
+        let mut body = o.stdout;
+        let nl = body.iter().rposition(|b| *b == b'\n').unwrap_or(0);
+        let code = String::from_utf8_lossy(&body[(nl + 1).min(body.len())..]).to_string();
+        body.truncate(nl);
+        (code, body)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn serve_answers_the_referrers_api_and_cosign_tags_and_sync_carries_them_on() {
+    let up = upstream();
+    let w = Work::new();
+    create(&w, &up, "b.tar", 1);
+    let served = Served::start(&w, "b.tar");
+    let repo = format!("{}/atp/base", up.src.host().replace(':', "-"));
+
+    let (code, body) = served.get(&format!("/v2/{repo}/referrers/{}", up.subject));
+    assert_eq!(code, "200");
+    let idx: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(idx["mediaType"], OCI_INDEX);
+    let listed = digests(idx["manifests"].as_array().unwrap());
+    assert_eq!(
+        listed,
+        [
+            up.chain.sbom.digest.clone(),
+            up.chain.attestation.digest.clone()
+        ]
+    );
+    assert_eq!(idx["manifests"][0], up.chain.sbom.descriptor());
+    let (code, body) = served.get(&format!(
+        "/v2/{repo}/manifests/{}.sig",
+        fallback_tag(&up.subject)
+    ));
+    assert_eq!(code, "200");
+    assert_eq!(body, up.chain.signature.bytes);
+    let (_, body) = served.get(&format!("/v2/{repo}/referrers/{}", up.chain.sbom.digest));
+    let none: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(none["manifests"], serde_json::json!([]));
+
+    // Sync from the served bundle (found through its referrers API) into a
+    // registry without one: the chain arrives and verifies there.
+    let site = Registry::plain();
+    let image = format!("{}/{repo}:1.0.0", served.host);
+    let o = w.bundler(&[
+        "sync",
+        "--image",
+        &image,
+        "--registry",
+        &site.host(),
+        "--plain-http",
+        "--plain-http",
+        &served.host,
+        "--json",
+    ]);
+    assert_ok(&o, "sync from serve");
+    let site_repo = format!("{}/{repo}", served.host.replace(':', "-"));
+    assert_site_has_the_chain(&site, &site_repo, &up);
+}

@@ -6,6 +6,10 @@
 //! the plan's bytes, which were hashed again when the plan read them; blobs
 //! are only positions in the bundle, and a blob is listed for a repository
 //! only if one of that repository's images references it.
+//!
+//! Carried referrers are served like images (by digest; a cosign tag as a
+//! tag), and the referrers API lists each subject's OCI referrers with the
+//! descriptors an install would put in the fallback tag index.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -32,6 +36,8 @@ pub struct Repo {
     pub tags: BTreeMap<String, Digest>,
     pub manifests: HashMap<Digest, Manifest>,
     pub blobs: BTreeSet<Digest>,
+    /// Per subject: its OCI referrers, as the referrers API lists them.
+    pub referrers: HashMap<Digest, Vec<atp_bundle::format::Descriptor>>,
 }
 
 /// Everything served.
@@ -51,6 +57,13 @@ impl Content {
     /// sets), by target repository.
     pub fn new(prepared: Prepared, more: Vec<ImageCopy>) -> Content {
         let mut repos: BTreeMap<String, Repo> = BTreeMap::new();
+        for (target, subject, listed) in prepared.fallback_additions() {
+            let repo = repos.entry(target.name().to_owned()).or_default();
+            repo.referrers
+                .entry(subject.clone())
+                .or_default()
+                .extend(listed);
+        }
         for img in prepared.plan.images.iter().chain(&more) {
             let repo = repos.entry(img.target.name().to_owned()).or_default();
             for (desc, bytes) in &img.manifests {
@@ -71,7 +84,7 @@ impl Content {
             repos,
             locations: prepared.bundle.locations,
             input: prepared.bundle.input,
-            images: prepared.plan.images.len(),
+            images: prepared.images.len(),
             file_sets: more.len(),
         }
     }

@@ -224,11 +224,12 @@ fn answer(content: &Content, req: &Request<Incoming>) -> Reply {
                 },
             }
         }),
-        Route::Referrers { name, .. } => with_repo(content, &name, |_| {
+        Route::Referrers { name, digest } => with_repo(content, &name, |repo| {
+            let listed = repo.referrers.get(&digest).map_or(&[][..], Vec::as_slice);
             let body = serde_json::json!({
                 "schemaVersion": 2,
                 "mediaType": OCI_INDEX,
-                "manifests": [],
+                "manifests": listed,
             });
             json(StatusCode::OK, OCI_INDEX, body.to_string().into())
         }),
