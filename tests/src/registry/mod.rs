@@ -8,14 +8,11 @@
 //! `/etc/docker/registry`. The process is killed on drop. When a test panics
 //! the temp dir is kept and its path printed so the raw log can be read.
 //!
-//! The access log is parsed from the registry's own combined-format access
+//! The access log (`access`) is parsed from the registry's own combined-format access
 //! lines on stdout, read by a thread per stream, so it is complete and in the
 //! order the registry finished the requests.
 
-use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write as _};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -23,6 +20,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+mod access;
+mod config;
+mod prober;
+
+pub use access::{parse_access_line, Access};
+use access::{spawn_reader, LogState, Shared, PROBE_MARKER};
+use config::{config_yaml, free_port};
+use prober::Prober;
 
 use crate::pki::{self, Ca};
 use crate::token::{TokenConfig, TokenRequest, TokenServer};
@@ -33,11 +39,6 @@ pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 pub const TOKEN_SERVICE: &str = "atp-test-registry";
 /// `auth.token.issuer` and the JWT `iss` in token mode.
 pub const TOKEN_ISSUER: &str = "atp-test-issuer";
-/// Query string on the harness's own readiness probes, which the access log leaves out.
-const PROBE_MARKER: &str = "atp-testkit-readiness-probe";
-/// Query string of an access-log barrier request: `PROBE_MARKER&sync=N`.
-const SYNC_PREFIX: &str = "atp-testkit-readiness-probe&sync=";
-
 /// The user name in Basic and Token modes.
 pub const USER: &str = "atp";
 
@@ -79,41 +80,6 @@ impl Default for RegistryOptions {
     }
 }
 
-/// One HTTP request the registry served.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Access {
-    pub method: String,
-    /// Request URI: path and query, as sent.
-    pub path: String,
-    pub status: u16,
-}
-
-impl Access {
-    /// True for a request that uploads blob data (`PUT`/`PATCH`/`POST` under `/blobs/uploads/`).
-    pub fn is_blob_upload(&self) -> bool {
-        matches!(self.method.as_str(), "PUT" | "PATCH" | "POST")
-            && self.path.contains("/blobs/uploads/")
-    }
-}
-
-impl std::fmt::Display for Access {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {} -> {}", self.method, self.path, self.status)
-    }
-}
-
-#[derive(Default)]
-struct LogState {
-    access: Vec<Access>,
-    /// Highest barrier number whose access line the reader has seen.
-    sync_seen: u64,
-}
-
-struct Shared {
-    state: Mutex<LogState>,
-    raw: Mutex<File>,
-}
-
 /// A running `docker-registry`. Killed on drop.
 pub struct Registry {
     opts: RegistryOptions,
@@ -132,63 +98,6 @@ pub struct Registry {
     token: Option<TokenServer>,
     probe: Prober,
     sync_counter: std::sync::atomic::AtomicU64,
-}
-
-/// A one-worker tokio runtime and an HTTP client trusting the registry's CA,
-/// for the harness's own requests (readiness probes and log barriers). Works
-/// whether or not the caller is inside a runtime: requests are spawned onto
-/// this runtime and awaited through a channel, never `block_on`.
-struct Prober {
-    rt: Option<tokio::runtime::Runtime>,
-    client: reqwest::Client,
-}
-
-impl Prober {
-    fn new(ca_pem: Option<&str>) -> Result<Prober> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("registry-probe")
-            .enable_all()
-            .build()
-            .context("building the probe runtime")?;
-        let mut builder = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .pool_max_idle_per_host(0)
-            .no_proxy();
-        if let Some(ca) = ca_pem {
-            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes())?);
-        }
-        // Build inside the runtime so anything the client spawns lands there.
-        let _guard = rt.enter();
-        let client = builder.build().context("building the probe client")?;
-        drop(_guard);
-        Ok(Prober {
-            rt: Some(rt),
-            client,
-        })
-    }
-
-    /// GET `url`; the status code, or the error text.
-    fn get(&self, url: &str) -> std::result::Result<u16, String> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let client = self.client.clone();
-        let url = url.to_owned();
-        self.rt.as_ref().unwrap().spawn(async move {
-            let r = client.get(&url).send().await;
-            let _ = tx.send(r.map(|r| r.status().as_u16()).map_err(|e| format!("{e:#}")));
-        });
-        rx.recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| Err("probe timed out".to_owned()))
-    }
-}
-
-impl Drop for Prober {
-    fn drop(&mut self) {
-        // Dropping a runtime inside another runtime's context panics; this does not.
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
-    }
 }
 
 impl Registry {
@@ -446,30 +355,6 @@ impl Registry {
         flags
     }
 
-    /// Every HTTP request the registry served so far, in the order it
-    /// finished them (the harness's own readiness probes left out, so a fresh
-    /// registry has an empty log).
-    ///
-    /// First sends a marked barrier request (left out of the log) and waits
-    /// until its line arrives, so every request whose response the caller has
-    /// already seen is included.
-    pub fn access_log(&self) -> Vec<Access> {
-        self.sync_log();
-        self.shared.state.lock().unwrap().access.clone()
-    }
-
-    /// A mark for [`Registry::access_log_since`]: the number of requests so far.
-    pub fn access_mark(&self) -> usize {
-        self.sync_log();
-        self.shared.state.lock().unwrap().access.len()
-    }
-
-    /// Requests served after `mark` was taken.
-    pub fn access_log_since(&self, mark: usize) -> Vec<Access> {
-        let log = self.access_log();
-        log.get(mark..).map(<[Access]>::to_vec).unwrap_or_default()
-    }
-
     /// Path of the registry's raw stdout/stderr log.
     pub fn log_path(&self) -> &Path {
         &self.log_path
@@ -557,48 +442,6 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-
-    /// Make sure every request the registry finished before this call is in
-    /// the access log: send a marked barrier request and wait for the reader
-    /// to see its line (the log is one FIFO pipe).
-    ///
-    /// A registry that is not running ([`Registry::kill`]) needs no barrier:
-    /// its readers were joined, so the log is complete. A running registry
-    /// whose barrier fails panics: a log that might be incomplete must never
-    /// let a "nothing reached the registry" check pass.
-    fn sync_log(&self) {
-        if self.child.is_none() {
-            return;
-        }
-        let n = self
-            .sync_counter
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-            + 1;
-        let url = format!("{}/v2/?{SYNC_PREFIX}{n}", self.url());
-        if let Err(e) = self.probe.get(&url) {
-            panic!(
-                "access-log barrier to registry {} failed ({e}); the access log may be \
-                 incomplete, so no check on it can be trusted (raw log {})",
-                self.host(),
-                self.log_path.display()
-            );
-        }
-        // Generous: only a stalled reader thread takes anywhere near this long.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.shared.state.lock().unwrap().sync_seen < n {
-            assert!(
-                Instant::now() < deadline,
-                "access-log barrier {n} to registry {} was answered but its log line never \
-                 arrived within 60 s; the access log may be incomplete (raw log {})",
-                self.host(),
-                self.log_path.display()
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        // Lines of requests that finished concurrently with the barrier may
-        // trail it by a hair.
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 impl Drop for Registry {
@@ -615,125 +458,5 @@ impl Drop for Registry {
                 );
             }
         }
-    }
-}
-
-fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("probing for a free port")?;
-    Ok(l.local_addr()?.port())
-}
-
-fn config_yaml(
-    port: u16,
-    storage: &Path,
-    tls: Option<&(PathBuf, PathBuf)>,
-    auth_yaml: &str,
-    deletes: bool,
-) -> String {
-    let mut y = String::new();
-    let _ = write!(
-        y,
-        "version: 0.1\n\
-         log:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\n\
-         storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {deletes}\n  \
-         maintenance:\n    uploadpurging:\n      enabled: false\n  cache:\n    blobdescriptor: inmemory\n\
-         http:\n  addr: 127.0.0.1:{port}\n  secret: atp-testkit-not-a-secret\n",
-        storage.display()
-    );
-    if let Some((crt, key)) = tls {
-        let _ = write!(
-            y,
-            "  tls:\n    certificate: {}\n    key: {}\n",
-            crt.display(),
-            key.display()
-        );
-    }
-    y.push_str(auth_yaml);
-    y
-}
-
-fn spawn_reader(
-    stream: impl std::io::Read + Send + 'static,
-    shared: Arc<Shared>,
-    port: u16,
-    tag: &'static str,
-) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name(format!("registry-{port}-{tag}"))
-        .spawn(move || {
-            let mut reader = BufReader::new(stream);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match reader.read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                let line = String::from_utf8_lossy(&buf);
-                let line = line.trim_end_matches(['\n', '\r']);
-                {
-                    let mut raw = shared.raw.lock().unwrap();
-                    let _ = writeln!(raw, "{line}");
-                }
-                let mut state = shared.state.lock().unwrap();
-                if let Some(a) = parse_access_line(line) {
-                    // The harness's own probes and barriers are not the test's traffic.
-                    if let Some(q) = a.path.split_once('?').map(|(_, q)| q) {
-                        if let Some(n) = q.strip_prefix(SYNC_PREFIX).and_then(|n| n.parse().ok()) {
-                            state.sync_seen = state.sync_seen.max(n);
-                        }
-                    }
-                    if !a.path.contains(PROBE_MARKER) {
-                        state.access.push(a);
-                    }
-                }
-            }
-        })
-        .expect("spawning registry log reader")
-}
-
-/// Parse one Apache combined-format line as gorilla/handlers writes it:
-/// `127.0.0.1 - - [date] "GET /v2/ HTTP/1.1" 401 87 "referer" "agent"`.
-pub fn parse_access_line(line: &str) -> Option<Access> {
-    let first = line.chars().next()?;
-    if !(first.is_ascii_hexdigit() || first == '[' || first == ':') {
-        return None;
-    }
-    let start = line.find("] \"")? + 3;
-    let rest = &line[start..];
-    let end = rest.find('"')?;
-    let request = &rest[..end];
-    let mut parts = request.split(' ');
-    let method = parts.next()?.to_owned();
-    let path = parts.next()?.to_owned();
-    let status = rest[end + 1..].split_whitespace().next()?.parse().ok()?;
-    Some(Access {
-        method,
-        path,
-        status,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_combined_access_line() {
-        let a = parse_access_line(
-            r#"127.0.0.1 - - [26/Nov/2026:03:55:00 +0000] "PUT /v2/atp/router/manifests/1.4.0 HTTP/1.1" 201 0 "" "skopeo/1.9.3""#,
-        )
-        .unwrap();
-        assert_eq!(a.method, "PUT");
-        assert_eq!(a.path, "/v2/atp/router/manifests/1.4.0");
-        assert_eq!(a.status, 201);
-    }
-
-    #[test]
-    fn ignores_logrus_lines() {
-        assert!(parse_access_line(
-            r#"time="2026-11-26T03:55:00Z" level=info msg="response completed""#
-        )
-        .is_none());
     }
 }
