@@ -167,6 +167,8 @@ fn install_carries_the_signature_sbom_and_attestation_and_the_site_copy_verifies
         .to_string();
     assert_eq!(repo, site_repo);
     assert_eq!(summary["referrers"]["pushed"].as_array().unwrap().len(), 3);
+    // `images` (what the receipt records) names the image only.
+    assert_eq!(summary["images"].as_array().unwrap().len(), 1);
     assert_eq!(summary["referrers"]["indexes"][0]["outcome"], "written");
 
     // The signature, fetched from the site, verifies against the upstream
@@ -229,6 +231,13 @@ fn a_hostile_fallback_tag_at_the_site_stops_the_install_and_is_left_as_it_was() 
         &odd.media_type,
         &odd.bytes,
     );
+    // simulate names what would stop the install.
+    let o = w.simulate("b.tar").registry(&site).arg("--json").output();
+    let sim = json(&o);
+    assert_eq!(sim["ok"], false);
+    assert_eq!(sim["referrers"]["indexes"][0]["outcome"], "refused");
+    let findings = sim["findings"].to_string();
+    assert!(findings.contains("not an OCI image index"), "{findings}");
     let o = w.install("b.tar").registry(&site).output();
     assert!(!o.status.success(), "{}", text(&o));
     let t = text(&o);
