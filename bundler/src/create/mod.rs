@@ -389,7 +389,13 @@ async fn write_bundle(
                 reference: i.reference.clone(),
                 digest: i.root.digest.clone(),
                 platforms: i.platforms.clone(),
-                referrers: i.referrers.len(),
+                // As carried: a referrer two images share is counted once.
+                referrers: assembled
+                    .config
+                    .images
+                    .iter()
+                    .find(|e| e.reference == i.reference)
+                    .map_or(0, |e| e.referrers.len()),
             })
             .collect(),
         files: scanned.sets.iter().map(|s| s.files.len()).sum(),
