@@ -1,9 +1,11 @@
 //! The parallel verifier (`verify_at`, issue 21) gives the very report of the
 //! single streaming pass (`verify_reader`), finding for finding and blob for
 //! blob, over the whole broken-bundle corpus and the good sample, whatever
-//! order its workers finish in.
+//! order its workers finish in; so does the vouched read-back create's
+//! commit uses (`verify_at_vouched`: layers checked by the CRC-32 they were
+//! written with), whether the CRCs hold or not.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -15,7 +17,8 @@ use atp_bundle::media::ReadAt;
 use atp_bundle::progress::Progress;
 use atp_bundle::sample::broken::{corpus, verify_time};
 use atp_bundle::sample::sample;
-use atp_bundle::verify::{verify_at, verify_reader, Parallel};
+use atp_bundle::verify::{verify_at, verify_at_vouched, verify_reader, Parallel};
+use atp_bundle::Digest;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
@@ -65,7 +68,21 @@ fn every_corpus_bundle_gets_the_same_report_from_both_paths() {
         .into_iter()
         .map(|c| (c.name.to_string(), c.bytes))
         .collect();
-    cases.push(("good sample".into(), sample(&test, None).unwrap().bytes()));
+    let good = sample(&test, None).unwrap();
+    cases.push(("good sample".into(), good.bytes()));
+    // What create's writer vouches for: the CRC-32 of each blob as it wrote
+    // it (the corpus damages the file after that), or CRCs that never match.
+    let crc = |b: &[u8]| {
+        let mut h = crc32fast::Hasher::new();
+        h.update(b);
+        h.finalize()
+    };
+    let written: HashMap<Digest, u32> = good
+        .blobs
+        .iter()
+        .map(|(d, b)| (d.clone(), crc(b)))
+        .collect();
+    let wrong: HashMap<Digest, u32> = written.iter().map(|(d, c)| (d.clone(), !c)).collect();
     let mut deferred_somewhere = false;
     for (name, bytes) in &cases {
         let single = verify_reader(&bytes[..], key, verify_time());
@@ -93,6 +110,18 @@ fn every_corpus_bundle_gets_the_same_report_from_both_paths() {
                     assert_eq!(read, bytes.len() as u64, "{name}");
                 }
                 deferred_somewhere |= seen.threads.lock().unwrap().len() > 1;
+            }
+            for vouched in [&written, &wrong] {
+                let seen = Seen::default();
+                let src = Arc::new(Reversing(bytes.clone()));
+                let par = verify_at_vouched(src, key, verify_time(), &opts, &seen, vouched.clone());
+                assert_eq!(
+                    format!("{par:#?}"),
+                    format!("{single:#?}"),
+                    "{name}, {threads} threads, vouched: the reports differ"
+                );
+                let read = *seen.bytes.lock().unwrap();
+                assert!(read <= bytes.len() as u64, "{name}: {read} bytes read");
             }
         }
     }

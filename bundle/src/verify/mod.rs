@@ -23,7 +23,7 @@ mod input;
 mod parallel;
 mod referrers;
 
-pub use parallel::{verify_at, Parallel};
+pub use parallel::{verify_at, verify_at_vouched, Parallel};
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

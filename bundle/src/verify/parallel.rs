@@ -12,10 +12,17 @@
 //! past the end of the input is not deferred, so truncation is found and
 //! worded exactly as the single pass words it.
 //!
+//! [`verify_at_vouched`] is the same pass for a file whose layers' SHA-256
+//! the caller took as it wrote them (create's commit): such a layer is read
+//! back and checked by its CRC-32 instead of hashed again, and only a layer
+//! whose CRC differs is hashed, so its finding reads exactly as the single
+//! pass words it.
+//!
 //! Memory stays flat: each worker hashes through one buffer of
 //! [`READ_BUFFER`] bytes, and at most a few jobs wait in the queue. Never
 //! writes anything; a pipe or stdin keeps the single streaming pass.
 
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -26,7 +33,7 @@ use time::OffsetDateTime;
 use crate::digest::Hasher;
 use crate::format::ustar::{padded, BLOCK};
 use crate::media::ReadAt;
-use crate::progress::Progress;
+use crate::progress::{NoProgress, Progress};
 use crate::Digest;
 
 use super::input::Input;
@@ -63,6 +70,22 @@ pub fn verify_at(
     opts: &Parallel,
     progress: &dyn Progress,
 ) -> Report {
+    verify_at_vouched(src, key, now, opts, progress, HashMap::new())
+}
+
+/// [`verify_at`] for bytes whose SHA-256 the caller took as it wrote them:
+/// each layer named in `vouched` (digest to the CRC-32 of the bytes written)
+/// is read back and checked by that CRC, not hashed again; one whose CRC
+/// differs is hashed and reported as [`verify_at`] would. Manifests, configs
+/// and everything else are verified as always. The report is the same.
+pub fn verify_at_vouched(
+    src: Arc<dyn ReadAt>,
+    key: &VerifyingKey,
+    now: OffsetDateTime,
+    opts: &Parallel,
+    progress: &dyn Progress,
+    vouched: HashMap<Digest, u32>,
+) -> Report {
     let threads = opts.threads.max(1);
     let (jobs, queue) = mpsc::sync_channel::<Job>(2 * threads);
     let (done, results) = mpsc::channel();
@@ -86,6 +109,7 @@ pub fn verify_at(
             pending: Vec::new(),
             min_size: opts.min_size,
             len: src.len(),
+            vouched,
         });
         v.run();
         v.report
@@ -126,10 +150,14 @@ impl Read for At<'_> {
 /// The rest of one blob's data for a worker to hash.
 struct Job {
     id: usize,
+    digest: Digest,
     /// The blob's bytes the pass had in its buffer, hashed.
     hasher: Hasher,
     offset: u64,
     size: u64,
+    /// For a vouched blob: the CRC-32 it was written with, and how many of
+    /// its first bytes the pass already counted as progress.
+    vouch: Option<(u32, u64)>,
 }
 
 /// A deferred blob, and where the single pass would have reported it.
@@ -152,6 +180,8 @@ pub(super) struct Deferred {
     pending: Vec<Pending>,
     min_size: u64,
     len: u64,
+    /// Layers vouched for by their writer: digest to CRC-32.
+    vouched: HashMap<Digest, u32>,
 }
 
 fn worker(
@@ -166,7 +196,17 @@ fn worker(
             Ok(job) => job,
             Err(_) => return,
         };
-        let found = hash_at(src, job.hasher, job.offset, job.size, &mut buf, progress);
+        let found = match job.vouch {
+            None => hash_at(src, job.hasher, job.offset, job.size, &mut buf, progress),
+            Some((want, counted)) => {
+                match crc_at(src, job.offset, job.size, &mut buf, progress, counted) {
+                    Ok(crc) if crc == want => Ok(job.digest),
+                    // Not what was written: hash it, to say what it is.
+                    Ok(_) => hash_at(src, job.hasher, job.offset, job.size, &mut buf, &NoProgress),
+                    Err(e) => Err(e),
+                }
+            }
+        };
         if done.send((job.id, found)).is_err() {
             return;
         }
@@ -194,6 +234,29 @@ fn hash_at(
     Ok(h.finish().0)
 }
 
+/// CRC-32 of the `size` bytes at `offset`; the first `counted` of them are
+/// not reported as progress again.
+fn crc_at(
+    src: &dyn ReadAt,
+    offset: u64,
+    size: u64,
+    buf: &mut [u8],
+    progress: &dyn Progress,
+    counted: u64,
+) -> io::Result<u32> {
+    let mut crc = crc32fast::Hasher::new();
+    let mut done = 0u64;
+    while done < size {
+        let n = (size - done).min(buf.len() as u64) as usize;
+        src.read_exact_at(&mut buf[..n], offset + done)?;
+        crc.update(&buf[..n]);
+        let fresh = (done + n as u64).saturating_sub(counted.max(done));
+        progress.advance(fresh);
+        done += n as u64;
+    }
+    Ok(crc.finalize())
+}
+
 impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
     /// Leave the data of a layer whose size held to a worker: skip it, check
     /// its padding, and note where its outcome belongs. False when the
@@ -215,15 +278,26 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
             .checked_add(padded(size))
             .is_some_and(|end| end <= d.len);
         let held = self.input.buffered() as u64;
-        if size < d.min_size || size <= held || !fits || d.jobs.is_none() {
+        let vouch = d.vouched.get(digest).copied();
+        // A vouched layer is read back whole by the worker (its CRC is
+        // cheap); any other leaves the pass's buffered part hashed here.
+        let small = size < d.min_size || (vouch.is_none() && size <= held);
+        if small || !fits || d.jobs.is_none() {
             return Ok(false);
         }
         let mut hasher = Hasher::new();
+        let (offset, rest) = match vouch {
+            Some(_) => (data, size),
+            None => {
+                self.input
+                    .stream(held, |c| hasher.update(c))
+                    .map_err(|e| self.io_finding(e))?;
+                (data + held, size - held)
+            }
+        };
+        let skip = if vouch.is_some() { size } else { size - held };
         self.input
-            .stream(held, |c| hasher.update(c))
-            .map_err(|e| self.io_finding(e))?;
-        self.input
-            .skip_ahead(size - held)
+            .skip_ahead(skip)
             .map_err(|e| self.io_finding(e))?;
         self.padding(size, Some(digest), path, h_off)?;
         let d = self.deferred.as_mut().expect("checked above");
@@ -238,9 +312,11 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
         });
         let job = Job {
             id,
+            digest: digest.clone(),
             hasher,
-            offset: data + held,
-            size: size - held,
+            offset,
+            size: rest,
+            vouch: vouch.map(|crc| (crc, held.min(size))),
         };
         if let Some(jobs) = &d.jobs {
             jobs.send(job).expect("a hashing worker is running");
