@@ -509,3 +509,88 @@ fn serve_answers_the_referrers_api_and_cosign_tags_and_sync_carries_them_on() {
     let site_repo = format!("{}/{repo}", served.host.replace(':', "-"));
     assert_site_has_the_chain(&site, &site_repo, &up);
 }
+
+fn create_router(w: &Work, src: &Registry, out: &str, sequence: u64) {
+    let spec = format!(
+        "metadata: {{name: sc, version: '1.{sequence}'}}\nspec:\n  channel: stable\n  sequence: {sequence}\n  images:\n    - {}/atp/router:1.4.0\n",
+        src.host()
+    );
+    std::fs::write(w.path("router.yaml"), spec).unwrap();
+    let o = w.bundler(&[
+        "create",
+        "--spec",
+        "router.yaml",
+        "--key",
+        "k.key",
+        "--output",
+        out,
+        "--plain-http",
+        &src.host(),
+    ]);
+    assert_ok(&o, "create");
+}
+
+#[test]
+fn platform_and_nested_referrers_land_and_a_later_bundle_appends_to_the_index() {
+    let src = Registry::plain();
+    let root = fixtures::push(&src, &fixtures::ROUTER, "atp/router");
+    let sw = Writer::new(&src);
+    let index: Value =
+        serde_json::from_slice(&sw.get_manifest("atp/router", &root).unwrap()).unwrap();
+    let platform = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key = UpstreamKey::generate();
+    let reference = format!("{}/atp/router:1.4.0", src.host());
+    // The index is signed; a platform manifest has an SBOM, and the SBOM
+    // itself is signed (nested).
+    sw.sign("atp/router", &root, &reference, &key);
+    let sbom = sw.attach_sbom("atp/router", &platform);
+    sw.write_fallback_index("atp/router", &platform, &[sbom.descriptor()]);
+    let (sbom_sig, _) = sw.sign("atp/router", &sbom.digest, &reference, &key);
+
+    let w = Work::new();
+    create_router(&w, &src, "b1.tar", 1);
+    let site = Registry::plain();
+    let o = w.install("b1.tar").registry(&site).output();
+    assert_ok(&o, "install b1");
+    let repo = format!("{}/atp/router", src.host().replace(':', "-"));
+    let tw = Writer::new(&site);
+    let payload = tw
+        .verified_signature(&repo, &root, key.public_pem_path())
+        .unwrap();
+    assert_eq!(payload["critical"]["image"]["docker-manifest-digest"], root);
+    assert_eq!(
+        digests(&tw.fallback_entries(&repo, &platform)),
+        [sbom.digest.clone()]
+    );
+    let nested = tw
+        .get_manifest(&repo, &format!("{}.sig", fallback_tag(&sbom.digest)))
+        .unwrap();
+    assert_eq!(nested, sbom_sig.bytes);
+    tw.verified_signature(&repo, &sbom.digest, key.public_pem_path())
+        .unwrap();
+
+    // Upstream adds an attestation; the next bundle carries it and the
+    // site's index gets it appended, in one PUT of that index.
+    let att = sw.attach_attestation("atp/router", &platform, &key);
+    sw.write_fallback_index(
+        "atp/router",
+        &platform,
+        &[sbom.descriptor(), att.descriptor()],
+    );
+    create_router(&w, &src, "b2.tar", 2);
+    let mark = site.access_mark();
+    let o = w.install("b2.tar").registry(&site).output();
+    assert_ok(&o, "install b2");
+    assert_eq!(
+        digests(&tw.fallback_entries(&repo, &platform)),
+        [sbom.digest.clone(), att.digest.clone()]
+    );
+    let index_puts: Vec<String> = site_puts(&site, mark)
+        .into_iter()
+        .filter(|p| p.contains("/manifests/sha256-") && !p.contains(".sig"))
+        .collect();
+    assert_eq!(index_puts.len(), 1, "{index_puts:?}");
+}
