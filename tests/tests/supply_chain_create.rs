@@ -600,3 +600,33 @@ fn a_pruned_index_carries_its_platform_manifests_referrers_and_is_verified_as_up
         "verify",
     );
 }
+
+#[test]
+fn nesting_is_followed_to_a_depth_of_three() {
+    let reg = Registry::plain();
+    let base = fixtures::push(&reg, &BASE, "up/base");
+    let wr = Writer::new(&reg);
+    // A chain: each artifact refers to the one before, the first to base,
+    // each listed in its subject's fallback index.
+    let mut subject = base.clone();
+    let mut chain = Vec::new();
+    for i in 0..4 {
+        let a = wr.attach(
+            "up/base",
+            &subject,
+            SPDX,
+            SPDX,
+            format!("{{\"depth\":{i}}}").as_bytes(),
+        );
+        wr.write_fallback_index("up/base", &subject, &[a.descriptor()]);
+        subject = a.digest.clone();
+        chain.push(a.digest);
+    }
+    let w = Work::new();
+    let spec = spec(&w, &reg, &[("up/base:1.0.0", BASE.reference, "")], "");
+    assert_ok(&create(&w, &reg, &spec, "d.tar", &[]), "create");
+    assert_eq!(
+        digests(&inspect_image(&w, "d.tar", BASE.reference)),
+        chain[..3]
+    );
+}
