@@ -630,3 +630,41 @@ fn nesting_is_followed_to_a_depth_of_three() {
         chain[..3]
     );
 }
+
+#[test]
+fn local_sources_carry_no_referrers_and_cannot_be_held_to_spec_verify() {
+    let w = Work::new();
+    assert_ok(&w.create_demo("demo.tar", &[]), "create the demo");
+    let o = w.bundler(&["inspect", "demo.tar", "--json"]);
+    assert_ok(&o, "inspect");
+    for img in json(&o)["images"].as_array().unwrap() {
+        assert_eq!(img["referrers"], json!([]), "{}", img["reference"]);
+    }
+    let key = UpstreamKey::generate();
+    let layout = BASE.path();
+    std::fs::write(
+        w.path("spec.yaml"),
+        format!(
+            "metadata: {{name: l, version: '1'}}\nspec:\n  channel: c\n  sequence: 1\n  verify: {{key: \"{}\"}}\n  images:\n    - {{source: \"oci:{}:{}\", name: \"{}\"}}\n",
+            key.public_pem_path().display(),
+            layout.display(),
+            BASE.tag,
+            BASE.reference
+        ),
+    )
+    .unwrap();
+    let o = w.bundler(&[
+        "create",
+        "--spec",
+        &w.s("spec.yaml"),
+        "--key",
+        "k.key",
+        "--output",
+        "x.tar",
+    ]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("spec.verify needs a registry source"), "{t}");
+    assert!(t.contains(BASE.reference), "{t}");
+    assert!(!w.path("x.tar").exists());
+}
