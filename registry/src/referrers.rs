@@ -341,7 +341,7 @@ pub async fn plan_fallback_index(
         Error::InvalidManifest {
         context: format!("the referrers index {repo}:{tag}"),
         reason: format!(
-            "{reason}; it was left as it is\nhint: another tool wrote something else under this tag; inspect it, and delete it if it is not needed, then install again"
+            "{reason}; it was left as it is\nhint: another tool wrote something else under this tag; inspect it, and delete it if nothing needs it, then run again"
         ),
     }
     };
