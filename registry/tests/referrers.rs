@@ -296,3 +296,87 @@ async fn a_registry_with_the_referrers_api_is_read_through_it_and_never_written(
         "{lines:?}"
     );
 }
+
+#[tokio::test]
+async fn api_pages_are_followed_on_the_same_host_and_non_manifest_entries_are_skipped() {
+    let subject = Digest::of(b"subject");
+    let entry = |name: &[u8], media_type: &str| json!({"mediaType": media_type, "digest": Digest::of(name).to_string(), "size": 1});
+    let page1 = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [entry(b"a", "application/vnd.oci.image.manifest.v1+json"),
+                      entry(b"blob", "application/octet-stream")]}))
+    .unwrap();
+    let page2 = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [entry(b"b", "application/vnd.oci.image.manifest.v1+json")]}))
+    .unwrap();
+    let s = subject.clone();
+    let (host, seen) = serve(move |req| {
+        let ct = format!("Content-Type: {OCI_INDEX}\r\n");
+        if req.line.contains("/referrers/") && req.line.contains("page=2") {
+            resp("200 OK", &ct, &page2)
+        } else if req.line.contains("/referrers/") {
+            let link =
+                format!("{ct}Link: </v2/atp/base/referrers/{s}?page=2>; rel=\"next\"\r\n");
+            resp("200 OK", &link, &page1)
+        } else {
+            resp("404 Not Found", "", b"")
+        }
+    })
+    .await;
+    let c = client(&host, None);
+    let r: Repository = format!("{host}/atp/base").parse().unwrap();
+    let d = discover_all(&c, &r, &subject, &DiscoverOptions::default())
+        .await
+        .unwrap();
+    let got: Vec<Digest> = d
+        .found
+        .iter()
+        .map(|f| f.descriptor.digest.clone())
+        .collect();
+    assert_eq!(got, [Digest::of(b"a"), Digest::of(b"b")]);
+    assert!(d.found.iter().all(|f| f.via == FoundVia::Api));
+    assert_eq!(d.skipped.len(), 1, "{:?}", d.skipped);
+    assert!(
+        d.skipped[0].contains("not a manifest we can carry"),
+        "{:?}",
+        d.skipped
+    );
+    let pages = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|q| q.line.contains("/referrers/"))
+        .count();
+    assert_eq!(pages, 2);
+}
+
+#[tokio::test]
+async fn a_next_page_on_another_host_is_not_followed() {
+    let subject = Digest::of(b"subject");
+    let body =
+        serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}))
+            .unwrap();
+    let (host, seen) = serve(move |req| {
+        if req.line.contains("/referrers/") {
+            let h = format!("Content-Type: {OCI_INDEX}\r\nLink: <http://elsewhere.example/v2/x/referrers/y?p=2>; rel=\"next\"\r\n");
+            resp("200 OK", &h, &body)
+        } else {
+            resp("404 Not Found", "", b"")
+        }
+    })
+    .await;
+    let c = client(&host, None);
+    let r: Repository = format!("{host}/atp/base").parse().unwrap();
+    let d = discover_all(&c, &r, &subject, &DiscoverOptions::default())
+        .await
+        .unwrap();
+    assert!(d.found.is_empty());
+    assert!(d.skipped[0].contains("on another host"), "{:?}", d.skipped);
+    assert_eq!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|q| q.line.contains("/referrers/"))
+            .count(),
+        1
+    );
+}
