@@ -19,6 +19,7 @@ use atp_bundle::Digest;
 use crate::auth::{RegistryAuth, Scope};
 use crate::config::{ClientOptions, RegistryConfig};
 use crate::error::{registry_detail, Error};
+use crate::idle::{until_idle, Stamp};
 use crate::reference::Repository;
 use crate::retry::{self, TransportClass};
 use crate::BlobSource;
@@ -345,64 +346,6 @@ impl Client {
     }
 }
 
-/// When a request last made progress (a body chunk taken by the connection).
-struct Stamp(Mutex<tokio::time::Instant>);
-
-impl Stamp {
-    fn now() -> Self {
-        Stamp(Mutex::new(tokio::time::Instant::now()))
-    }
-    fn touch(&self) {
-        *self.0.lock().unwrap() = tokio::time::Instant::now();
-    }
-    fn last(&self) -> tokio::time::Instant {
-        *self.0.lock().unwrap()
-    }
-}
-
-/// How often a wait without progress is said (a log line the progress
-/// display shows), so a stalled registry is never a silent hang.
-const WAIT_NOTICE: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Run `fut` until it ends, or until `stamp` shows no progress for `idle`
-/// (then `None`, and `fut` is dropped: the connection is closed). Every
-/// [`WAIT_NOTICE`] without progress, `notice` is told how long it has been.
-async fn until_idle<F: std::future::Future>(
-    fut: F,
-    stamp: &Stamp,
-    idle: std::time::Duration,
-    notice: &mut (dyn FnMut(std::time::Duration) + Send),
-) -> Option<F::Output> {
-    tokio::pin!(fut);
-    let mut said = 0u32;
-    let mut counted_from = stamp.last();
-    loop {
-        let last = stamp.last();
-        if last != counted_from {
-            // Progress since the last look: count the wait afresh.
-            (said, counted_from) = (0, last);
-        }
-        let deadline = last + idle;
-        let next_notice = last + WAIT_NOTICE * (said + 1);
-        tokio::select! {
-            out = &mut fut => return Some(out),
-            _ = tokio::time::sleep_until(deadline.min(next_notice)) => {
-                if stamp.last() != last {
-                    continue;
-                }
-                let waited = last.elapsed();
-                if waited >= idle {
-                    return None;
-                }
-                if waited >= WAIT_NOTICE * (said + 1) {
-                    said += 1;
-                    notice(waited);
-                }
-            }
-        }
-    }
-}
-
 pub(crate) fn first_line(e: &Error) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
@@ -489,48 +432,5 @@ impl Registry {
             url: request_url.to_string(),
             reason: format!("bad Location header: {e}"),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_wait_without_progress_ends_at_the_idle_timeout() {
-        let stamp = Stamp::now();
-        let never = std::future::pending::<()>();
-        let mut notices = Vec::new();
-        assert!(
-            until_idle(never, &stamp, Duration::from_secs(60), &mut |w| notices
-                .push(w.as_secs()))
-            .await
-            .is_none()
-        );
-        // The wait is said every 10 s until the timeout.
-        assert_eq!(notices, [10, 20, 30, 40, 50]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn progress_keeps_a_long_wait_alive() {
-        // 10 steps of 35 s each, progress after each: 350 s in all, never
-        // 60 s without progress.
-        let stamp = Arc::new(Stamp::now());
-        let s = stamp.clone();
-        let slow = async move {
-            for _ in 0..10 {
-                tokio::time::sleep(Duration::from_secs(35)).await;
-                s.touch();
-            }
-            "done"
-        };
-        let mut notices = 0;
-        assert_eq!(
-            until_idle(slow, &stamp, Duration::from_secs(60), &mut |_| notices += 1).await,
-            Some("done")
-        );
-        // 35 s without progress each time: said at 10, 20 and 30 s of each.
-        assert_eq!(notices, 30);
     }
 }

@@ -63,6 +63,7 @@
 
 mod auth;
 mod client;
+mod idle;
 pub mod config;
 pub mod copy;
 mod credstore;
