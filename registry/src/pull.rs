@@ -1,6 +1,6 @@
 //! Reading from a registry: manifests (exact bytes, digest-checked) and
 //! existence checks of manifests and blobs. Blob bodies are in
-//! [`crate::pull_blob`].
+//! `pull_blob`, which uses this module's header checks.
 //!
 //! Never hands out a manifest whose digest disagrees with the reference or
 //! `Docker-Content-Digest`.
