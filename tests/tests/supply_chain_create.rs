@@ -308,10 +308,22 @@ fn referrers_flag_and_spec_choose_what_is_carried() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&idx.stdout).contains("referrer"));
 
+    let mark = up.reg.access_log().len();
     assert_ok(
         &create(&w, &up.reg, &spec, "s.tar", &["--referrers", "signatures"]),
         "signatures",
     );
+    // The fallback index gives their types: the SBOM and the attestation
+    // are never fetched.
+    let c = &up.base_chain;
+    let fetched: Vec<String> = up
+        .reg
+        .access_log_since(mark)
+        .into_iter()
+        .filter(|a| a.path.contains(&c.sbom.digest) || a.path.contains(&c.attestation.digest))
+        .map(|a| a.path)
+        .collect();
+    assert!(fetched.is_empty(), "{fetched:?}");
     assert_eq!(
         digests(&inspect_image(&w, "s.tar", BASE.reference)),
         [up.base_chain.signature.digest.as_str()]

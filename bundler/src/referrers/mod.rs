@@ -92,6 +92,18 @@ pub async fn attach(
                 if carried.contains(&f.descriptor.digest) {
                     continue; // already carried (or part of the image): a loop ends here
                 }
+                // The listing's type decides when it gives one: nothing
+                // unwanted is fetched.
+                if let Some(t) = f
+                    .descriptor
+                    .artifact_type
+                    .as_deref()
+                    .filter(|t| !t.is_empty())
+                {
+                    if !opts.wants(t, f.tag()) {
+                        continue;
+                    }
+                }
                 let r = fetch(&client, &repo, img, &subject, &f).await?;
                 if !opts.wants(
                     r.0.descriptor.artifact_type.as_deref().unwrap_or(""),
@@ -124,6 +136,9 @@ pub async fn attach(
             break;
         }
         level = next;
+    }
+    if !img.referrers.is_empty() {
+        tracing::info!(image = %img.reference, "carrying {} referrer(s)", img.referrers.len());
     }
     Ok(skipped)
 }
