@@ -452,6 +452,25 @@ impl Served {
     }
 }
 
+impl Served {
+    /// GET `path`: the response headers (lower-cased names) and the body.
+    fn get_with_headers(&self, path: &str) -> (String, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (h, b) = (dir.path().join("h"), dir.path().join("b"));
+        let o = std::process::Command::new("curl")
+            .args(["-sS", "--noproxy", "*", "-D"])
+            .arg(&h)
+            .arg("-o")
+            .arg(&b)
+            .arg(format!("http://{}{path}", self.host))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let headers = std::fs::read_to_string(&h).unwrap().to_ascii_lowercase();
+        (headers, std::fs::read(&b).unwrap())
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -486,6 +505,20 @@ fn serve_answers_the_referrers_api_and_cosign_tags_and_sync_carries_them_on() {
     ));
     assert_eq!(code, "200");
     assert_eq!(body, up.chain.signature.bytes);
+    // The artifactType filter, and the header that says it was applied.
+    let (headers, body) = served.get_with_headers(&format!(
+        "/v2/{repo}/referrers/{}?artifactType=application%2Fspdx%2Bjson",
+        up.subject
+    ));
+    assert!(
+        headers.contains("oci-filters-applied: artifacttype"),
+        "{headers}"
+    );
+    let only: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        digests(only["manifests"].as_array().unwrap()),
+        [up.chain.sbom.digest.clone()]
+    );
     let (_, body) = served.get(&format!("/v2/{repo}/referrers/{}", up.chain.sbom.digest));
     let none: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(none["manifests"], serde_json::json!([]));

@@ -225,13 +225,27 @@ fn answer(content: &Content, req: &Request<Incoming>) -> Reply {
             }
         }),
         Route::Referrers { name, digest } => with_repo(content, &name, |repo| {
-            let listed = repo.referrers.get(&digest).map_or(&[][..], Vec::as_slice);
+            let want = query.artifact_type.as_deref();
+            let listed: Vec<_> = repo
+                .referrers
+                .get(&digest)
+                .into_iter()
+                .flatten()
+                .filter(|d| want.is_none() || d.artifact_type.as_deref() == want)
+                .collect();
             let body = serde_json::json!({
                 "schemaVersion": 2,
                 "mediaType": OCI_INDEX,
                 "manifests": listed,
             });
-            json(StatusCode::OK, OCI_INDEX, body.to_string().into())
+            let mut reply = json(StatusCode::OK, OCI_INDEX, body.to_string().into());
+            if let (Some(_), Reply::Bytes { headers, .. }) = (want, &mut reply) {
+                headers.push((
+                    header::HeaderName::from_static("oci-filters-applied"),
+                    "artifactType".to_owned(),
+                ));
+            }
+            reply
         }),
     }
 }
@@ -281,6 +295,29 @@ fn error(status: StatusCode, code: &str, message: &str) -> Reply {
 struct Query {
     n: Option<usize>,
     last: Option<String>,
+    /// The referrers API's filter.
+    artifact_type: Option<String>,
+}
+
+/// `%2B` and friends, as a query value carries `+` in a media type.
+fn percent_decoded(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = || std::str::from_utf8(b.get(i + 1..i + 3)?).ok();
+        match (b[i], hex().and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(c)) => {
+                out.push(c);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Query {
@@ -288,11 +325,13 @@ impl Query {
         let mut out = Query {
             n: None,
             last: None,
+            artifact_type: None,
         };
         for pair in q.unwrap_or("").split('&') {
             match pair.split_once('=') {
                 Some(("n", v)) => out.n = v.parse().ok(),
                 Some(("last", v)) => out.last = Some(v.to_owned()),
+                Some(("artifactType", v)) => out.artifact_type = Some(percent_decoded(v)),
                 _ => {}
             }
         }
