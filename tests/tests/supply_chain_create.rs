@@ -31,7 +31,10 @@ struct Upstream {
 }
 
 fn upstream() -> Upstream {
-    let reg = Registry::plain();
+    upstream_on(Registry::plain())
+}
+
+fn upstream_on(reg: Registry) -> Upstream {
     let key = UpstreamKey::generate();
     let base = fixtures::push(&reg, &BASE, "up/base");
     let router = fixtures::push(&reg, &ROUTER, "up/router");
@@ -679,4 +682,30 @@ fn local_sources_carry_no_referrers_and_cannot_be_held_to_spec_verify() {
     assert!(t.contains("spec.verify needs a registry source"), "{t}");
     assert!(t.contains(BASE.reference), "{t}");
     assert!(!w.path("x.tar").exists());
+}
+
+#[test]
+fn referrers_are_read_with_the_source_registrys_credentials() {
+    let up = upstream_on(Registry::basic());
+    let w = Work::new();
+    let spec = both(&w, &up, "");
+    let o = create(&w, &up.reg, &spec, "a.tar", &[]);
+    assert!(!o.status.success(), "anonymous: {}", text(&o));
+    let (user, password) = up.reg.credentials().unwrap();
+    w.docker_login(&up.reg.host(), &user, &password);
+    let o = create(&w, &up.reg, &spec, "a.tar", &[]);
+    assert_ok(&o, "create with basic auth");
+    assert!(
+        !text(&o).contains(&password),
+        "password leaked: {}",
+        text(&o)
+    );
+    assert_eq!(
+        digests(&inspect_image(&w, "a.tar", BASE.reference)).len(),
+        4
+    );
+    assert_eq!(
+        digests(&inspect_image(&w, "a.tar", ROUTER.reference)).len(),
+        3
+    );
 }
