@@ -17,7 +17,6 @@ use std::sync::OnceLock;
 use atp_bundle::media::volumes::VOLUMES_FORMAT_V2;
 use atp_bundle::media::VolumesFile;
 use atp_testkit::cli::{output_with_stdin, Install};
-use atp_testkit::fixtures::{self, IMAGES};
 use atp_testkit::Registry;
 use common::*;
 
@@ -177,14 +176,7 @@ fn static_installer_runs_version_verify_and_install_in_an_empty_chroot() {
         "nothing rendered"
     );
     // What the chroot pushed is in the registry, by the bundle's digests.
-    for img in IMAGES.iter().filter(|i| i.dir != "base") {
-        let repo = format!("docker.io/atp/{}:{}", img.dir, img.tag);
-        assert_eq!(
-            skopeo_digest(&reg, &repo),
-            fixtures::index_digest(img),
-            "{repo}"
-        );
-    }
+    assert_demo_images(&reg);
 }
 
 /// The chroot: the binary, the bundle, the key, an empty /tmp. kubectl
@@ -252,16 +244,8 @@ fn static_installer_resolves_names_through_hosts_and_dns_without_nss() {
     let by_dns = Registry::plain();
     let out = install_by_name(&root, "dns-registry.test", &by_dns, "/tmp/r2");
     assert_ok(&out, "install to dns-registry.test (from the nameserver)");
-    for reg in [&by_hosts, &by_dns] {
-        for img in IMAGES.iter().filter(|i| i.dir != "base") {
-            let repo = format!("docker.io/atp/{}:{}", img.dir, img.tag);
-            assert_eq!(
-                skopeo_digest(reg, &repo),
-                fixtures::index_digest(img),
-                "{repo}"
-            );
-        }
-    }
+    assert_demo_images(&by_hosts);
+    assert_demo_images(&by_dns);
     // The nameserver answers NXDOMAIN for hosts-registry.test (it may be
     // asked for its IPv6 address): that install could only find the
     // registry through /etc/hosts. dns-registry.test is only in the

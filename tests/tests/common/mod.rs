@@ -162,6 +162,16 @@ pub fn skopeo_digest(reg: &atp_testkit::Registry, reference: &str) -> String {
     atp_bundle::Digest::of(&o.stdout).to_string()
 }
 
+/// skopeo finds every demo image (but the base) in `reg` under the nested
+/// mapping, by the digest the fixtures give it.
+pub fn assert_demo_images(reg: &atp_testkit::Registry) {
+    use atp_testkit::fixtures::{index_digest, IMAGES};
+    for img in IMAGES.iter().filter(|i| i.dir != "base") {
+        let repo = format!("docker.io/atp/{}:{}", img.dir, img.tag);
+        assert_eq!(skopeo_digest(reg, &repo), index_digest(img), "{repo}");
+    }
+}
+
 /// Write a spec in the workdir: the demo images and manifests with absolute
 /// paths, at the given sequence, plus `extra_images` spec lines.
 pub fn demo_spec(w: &Work, name: &str, sequence: u64, extra_images: &[String]) -> String {
