@@ -5,8 +5,10 @@
 //! -verify` against the upstream key.
 
 mod common;
+mod supply_chain_support;
 
 use common::*;
+use supply_chain_support::*;
 
 use atp_testkit::fixtures::{self, BASE};
 use atp_testkit::supply_chain::{fallback_tag, UpstreamKey, Writer, OCI_INDEX, SIMPLE_SIGNING};
@@ -74,64 +76,6 @@ fn the_independent_writer_leaves_what_cosign_and_an_oci_client_would() {
         assert_eq!(m["subject"]["digest"], subject);
         assert_eq!(m["artifactType"], a.artifact_type);
     }
-}
-
-/// A source registry holding the base image with its supply chain, and a
-/// bundle of it made by `atp-bundler create`.
-struct Upstream {
-    src: Registry,
-    key: UpstreamKey,
-    chain: atp_testkit::supply_chain::SupplyChain,
-    subject: String,
-}
-
-fn upstream() -> Upstream {
-    let src = Registry::plain();
-    let subject = fixtures::push(&src, &BASE, "atp/base");
-    let key = UpstreamKey::generate();
-    let reference = format!("{}/atp/base:1.0.0", src.host());
-    let chain = Writer::new(&src).write_supply_chain("atp/base", &subject, &reference, &key);
-    Upstream {
-        src,
-        key,
-        chain,
-        subject,
-    }
-}
-
-fn create(w: &Work, up: &Upstream, out: &str, sequence: u64) {
-    let spec = format!(
-        "metadata: {{name: sc, version: '1.{sequence}'}}\nspec:\n  channel: stable\n  sequence: {sequence}\n  images:\n    - {}/atp/base:1.0.0\n",
-        up.src.host()
-    );
-    std::fs::write(w.path("spec.yaml"), spec).unwrap();
-    let o = w.bundler(&[
-        "create",
-        "--spec",
-        "spec.yaml",
-        "--key",
-        "k.key",
-        "--output",
-        out,
-        "--plain-http",
-        &up.src.host(),
-    ]);
-    assert_ok(&o, "create");
-}
-
-fn site_puts(reg: &Registry, mark: usize) -> Vec<String> {
-    reg.access_log_since(mark)
-        .into_iter()
-        .filter(|a| a.method == "PUT")
-        .map(|a| a.to_string())
-        .collect()
-}
-
-fn digests(entries: &[Value]) -> Vec<String> {
-    entries
-        .iter()
-        .map(|e| e["digest"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[test]
@@ -260,27 +204,6 @@ fn a_hostile_fallback_tag_at_the_site_stops_the_install_and_is_left_as_it_was() 
     );
 }
 
-/// The site holds the upstream supply chain for `repo`: the signature
-/// verifies from there and the fallback index lists the SBOM and attestation.
-fn assert_site_has_the_chain(site: &Registry, repo: &str, up: &Upstream) {
-    let sw = Writer::new(site);
-    let payload = sw
-        .verified_signature(repo, &up.subject, up.key.public_pem_path())
-        .unwrap();
-    assert_eq!(
-        payload["critical"]["image"]["docker-manifest-digest"],
-        up.subject
-    );
-    let entries = sw.fallback_entries(repo, &up.subject);
-    assert_eq!(
-        digests(&entries),
-        [
-            up.chain.sbom.digest.clone(),
-            up.chain.attestation.digest.clone()
-        ]
-    );
-}
-
 #[test]
 fn simulate_plans_the_referrers_and_single_pass_carries_them() {
     let up = upstream();
@@ -346,224 +269,6 @@ fn simulate_plans_the_referrers_and_single_pass_carries_them() {
 }
 
 #[test]
-fn sync_carries_the_supply_chain_the_same_way_and_a_second_sync_writes_nothing() {
-    let up = upstream();
-    let w = Work::new();
-    let site = Registry::plain();
-    let repo = format!("{}/atp/base", up.src.host().replace(':', "-"));
-    let index = format!("{}/{repo}:{}", site.host(), fallback_tag(&up.subject));
-    let image = format!("{}/atp/base:1.0.0", up.src.host());
-    let (site_host, src_host) = (site.host(), up.src.host());
-    let args = |extra: &[&str]| {
-        let mut a = vec![
-            "sync",
-            "--image",
-            &image,
-            "--registry",
-            &site_host,
-            "--plain-http",
-            "--plain-http",
-            &src_host,
-            "--json",
-        ];
-        a.extend_from_slice(extra);
-        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
-    };
-    let run = |a: Vec<String>| {
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        w.bundler(&a)
-    };
-
-    let o = run(args(&["--dry-run"]));
-    assert_ok(&o, "sync --dry-run");
-    let plan = json(&o);
-    assert_eq!(plan["referrer_indexes"][0]["index"], index);
-    assert_eq!(plan["referrer_indexes"][0]["outcome"], "to write");
-    assert!(site_puts(&site, 0).is_empty(), "a dry run wrote");
-
-    let o = run(args(&[]));
-    assert_ok(&o, "sync");
-    let done = json(&o);
-    assert_eq!(done["referrer_indexes"][0]["outcome"], "written");
-    let targets: Vec<&str> = done["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["target"].as_str().unwrap())
-        .collect();
-    assert!(
-        targets.contains(
-            &format!("{}/{repo}:{}.sig", site.host(), fallback_tag(&up.subject)).as_str()
-        ),
-        "{targets:?}"
-    );
-    assert_site_has_the_chain(&site, &repo, &up);
-
-    let mark = site.access_mark();
-    let o = run(args(&[]));
-    assert_ok(&o, "second sync");
-    assert_eq!(json(&o)["referrer_indexes"][0]["outcome"], "unchanged");
-    assert_eq!(site_puts(&site, mark), Vec::<String>::new());
-}
-
-/// `atp-installer serve` on a free loopback port; killed on drop.
-struct Served {
-    child: std::process::Child,
-    host: String,
-}
-
-impl Served {
-    fn start(w: &Work, bundle: &str) -> Served {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let host = format!("127.0.0.1:{port}");
-        let child = w
-            .installer_cmd(&["serve", bundle, "--key", "k.pub", "--listen", &host])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let s = Served { child, host };
-        for _ in 0..600 {
-            if s.get("/v2/").0 == "200" {
-                return s;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("serve did not answer /v2/ within 60s");
-    }
-
-    /// GET `path`: the status code and the body.
-    fn get(&self, path: &str) -> (String, Vec<u8>) {
-        let o = std::process::Command::new("curl")
-            .args(["-sS", "--noproxy", "*", "-w", "\n%{http_code}"])
-            .arg(format!("http://{}{path}", self.host))
-            .output()
-            .unwrap();
-        let mut body = o.stdout;
-        let nl = body.iter().rposition(|b| *b == b'\n').unwrap_or(0);
-        let code = String::from_utf8_lossy(&body[(nl + 1).min(body.len())..]).to_string();
-        body.truncate(nl);
-        (code, body)
-    }
-}
-
-impl Served {
-    /// GET `path`: the response headers (lower-cased names) and the body.
-    fn get_with_headers(&self, path: &str) -> (String, Vec<u8>) {
-        let dir = tempfile::tempdir().unwrap();
-        let (h, b) = (dir.path().join("h"), dir.path().join("b"));
-        let o = std::process::Command::new("curl")
-            .args(["-sS", "--noproxy", "*", "-D"])
-            .arg(&h)
-            .arg("-o")
-            .arg(&b)
-            .arg(format!("http://{}{path}", self.host))
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", text(&o));
-        let headers = std::fs::read_to_string(&h).unwrap().to_ascii_lowercase();
-        (headers, std::fs::read(&b).unwrap())
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[test]
-fn serve_answers_the_referrers_api_and_cosign_tags_and_sync_carries_them_on() {
-    let up = upstream();
-    let w = Work::new();
-    create(&w, &up, "b.tar", 1);
-    let served = Served::start(&w, "b.tar");
-    let repo = format!("{}/atp/base", up.src.host().replace(':', "-"));
-
-    let (code, body) = served.get(&format!("/v2/{repo}/referrers/{}", up.subject));
-    assert_eq!(code, "200");
-    let idx: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(idx["mediaType"], OCI_INDEX);
-    let listed = digests(idx["manifests"].as_array().unwrap());
-    assert_eq!(
-        listed,
-        [
-            up.chain.sbom.digest.clone(),
-            up.chain.attestation.digest.clone()
-        ]
-    );
-    assert_eq!(idx["manifests"][0], up.chain.sbom.descriptor());
-    let (code, body) = served.get(&format!(
-        "/v2/{repo}/manifests/{}.sig",
-        fallback_tag(&up.subject)
-    ));
-    assert_eq!(code, "200");
-    assert_eq!(body, up.chain.signature.bytes);
-    // The artifactType filter, and the header that says it was applied.
-    let (headers, body) = served.get_with_headers(&format!(
-        "/v2/{repo}/referrers/{}?artifactType=application%2Fspdx%2Bjson",
-        up.subject
-    ));
-    assert!(
-        headers.contains("oci-filters-applied: artifacttype"),
-        "{headers}"
-    );
-    let only: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(
-        digests(only["manifests"].as_array().unwrap()),
-        [up.chain.sbom.digest.clone()]
-    );
-    let (_, body) = served.get(&format!("/v2/{repo}/referrers/{}", up.chain.sbom.digest));
-    let none: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(none["manifests"], serde_json::json!([]));
-
-    // Sync from the served bundle (found through its referrers API) into a
-    // registry without one: the chain arrives and verifies there.
-    let site = Registry::plain();
-    let image = format!("{}/{repo}:1.0.0", served.host);
-    let o = w.bundler(&[
-        "sync",
-        "--image",
-        &image,
-        "--registry",
-        &site.host(),
-        "--plain-http",
-        "--plain-http",
-        &served.host,
-        "--json",
-    ]);
-    assert_ok(&o, "sync from serve");
-    let site_repo = format!("{}/{repo}", served.host.replace(':', "-"));
-    assert_site_has_the_chain(&site, &site_repo, &up);
-}
-
-fn create_router(w: &Work, src: &Registry, out: &str, sequence: u64) {
-    let spec = format!(
-        "metadata: {{name: sc, version: '1.{sequence}'}}\nspec:\n  channel: stable\n  sequence: {sequence}\n  images:\n    - {}/atp/router:1.4.0\n",
-        src.host()
-    );
-    std::fs::write(w.path("router.yaml"), spec).unwrap();
-    let o = w.bundler(&[
-        "create",
-        "--spec",
-        "router.yaml",
-        "--key",
-        "k.key",
-        "--output",
-        out,
-        "--plain-http",
-        &src.host(),
-    ]);
-    assert_ok(&o, "create");
-}
-
-#[test]
 fn platform_and_nested_referrers_land_and_a_later_bundle_appends_to_the_index() {
     let src = Registry::plain();
     let root = fixtures::push(&src, &fixtures::ROUTER, "atp/router");
@@ -596,7 +301,7 @@ fn platform_and_nested_referrers_land_and_a_later_bundle_appends_to_the_index() 
     assert_eq!(payload["critical"]["image"]["docker-manifest-digest"], root);
     assert_eq!(
         digests(&tw.fallback_entries(&repo, &platform)),
-        [sbom.digest.clone()]
+        vec![sbom.digest.clone()]
     );
     let nested = tw
         .get_manifest(&repo, &format!("{}.sig", fallback_tag(&sbom.digest)))
