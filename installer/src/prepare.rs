@@ -189,7 +189,7 @@ pub fn prepare(
             blobs: walked.blobs,
         });
     }
-    let referrers = plan_referrers(&bundle, &images, &mut copies, &omitted)?;
+    let referrers = plan_referrers(&bundle, &images, &mut copies, &omitted, &mut relied_on)?;
     Ok(Prepared {
         bundle,
         info,
@@ -203,12 +203,14 @@ pub fn prepare(
 }
 
 /// Append a copy per referrer to `copies` (whose first entries are the
-/// images, in order), into its image's repository.
+/// images, in order), into its image's repository; a delta bundle's blobs
+/// it omits join `relied_on`.
 fn plan_referrers(
     bundle: &VerifiedBundle,
     images: &[TopLevel],
     copies: &mut Vec<ImageCopy>,
     omitted: &HashSet<Digest>,
+    relied_on: &mut Vec<(Repository, Digest)>,
 ) -> Result<Vec<PlannedReferrer>, InstallError> {
     let repo_of: HashMap<&str, Repository> = images
         .iter()
@@ -235,6 +237,7 @@ fn plan_referrers(
             &mut |d| bundle.read_text_err(&d.digest),
             omitted,
         )?;
+        relied_on.extend(walked.relied_on.into_iter().map(|d| (target.clone(), d)));
         let root = bundle.read(&r.digest)?;
         let listed = atp_registry::referrers::referrer_descriptor(&r.media_type, &root)?;
         copies.push(ImageCopy {

@@ -332,3 +332,41 @@ fn platform_and_nested_referrers_land_and_a_later_bundle_appends_to_the_index() 
         .collect();
     assert_eq!(index_puts.len(), 1, "{index_puts:?}");
 }
+
+#[test]
+fn a_delta_bundle_carries_its_referrers_whole_to_a_site_that_has_only_the_image() {
+    let up = upstream();
+    let w = Work::new();
+    create(&w, &up, "b1.tar", 1);
+    std::fs::write(
+        w.path("spec.yaml"),
+        format!(
+            "metadata: {{name: sc, version: '1.2'}}\nspec:\n  channel: stable\n  sequence: 2\n  images:\n    - {}/atp/base:1.0.0\n",
+            up.src.host()
+        ),
+    )
+    .unwrap();
+    let o = w.bundler(&[
+        "create",
+        "--spec",
+        "spec.yaml",
+        "--key",
+        "k.key",
+        "--output",
+        "b2.tar",
+        "--plain-http",
+        &up.src.host(),
+        "--base",
+        "b1.tar",
+    ]);
+    assert_ok(&o, "create --base");
+    // The site has the image (its layers, which the delta omits) but none
+    // of its referrers: the delta check passes and the chain arrives.
+    let site = Registry::plain();
+    let repo = format!("{}/atp/base", up.src.host().replace(':', "-"));
+    fixtures::push(&site, &BASE, &repo);
+    let o = w.install("b2.tar").registry(&site).output();
+    assert_ok(&o, "install the delta");
+    assert!(text(&o).contains("referrers: 3 carried"), "{}", text(&o));
+    assert_site_has_the_chain(&site, &repo, &up);
+}
