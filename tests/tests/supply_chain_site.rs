@@ -12,7 +12,7 @@ use supply_chain_support::*;
 
 use atp_testkit::fixtures::{self, BASE};
 use atp_testkit::supply_chain::{fallback_tag, UpstreamKey, Writer, OCI_INDEX, SIMPLE_SIGNING};
-use atp_testkit::{skopeo, Registry};
+use atp_testkit::{skopeo, Auth, Registry, RegistryOptions};
 use serde_json::Value;
 
 #[test]
@@ -369,4 +369,42 @@ fn a_delta_bundle_carries_its_referrers_whole_to_a_site_that_has_only_the_image(
     assert_ok(&o, "install the delta");
     assert!(text(&o).contains("referrers: 3 carried"), "{}", text(&o));
     assert_site_has_the_chain(&site, &repo, &up);
+}
+
+#[test]
+fn a_tls_basic_auth_site_and_a_token_auth_site_get_the_chain_too() {
+    let up = upstream();
+    let w = Work::new();
+    create(&w, &up, "b.tar", 1);
+    let repo = format!("{}/atp/base", up.src.host().replace(':', "-"));
+    let tls = Registry::start(RegistryOptions {
+        tls: true,
+        auth: Auth::Basic,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_ok(
+        &w.install("b.tar").registry(&tls).output(),
+        "install (TLS, basic)",
+    );
+    assert_site_has_the_chain(&tls, &repo, &up);
+
+    let token = Registry::token();
+    let mark = token.access_mark();
+    let w2 = Work::new();
+    std::fs::copy(w.path("k.pub"), w2.path("k.pub")).unwrap();
+    std::fs::copy(w.path("b.tar"), w2.path("b.tar")).unwrap();
+    assert_ok(
+        &w2.install("b.tar").registry(&token).output(),
+        "install (token)",
+    );
+    let index_put = format!(
+        "PUT /v2/{repo}/manifests/{} -> 201",
+        fallback_tag(&up.subject)
+    );
+    assert!(
+        site_puts(&token, mark).contains(&index_put),
+        "{:?}",
+        site_puts(&token, mark)
+    );
 }
