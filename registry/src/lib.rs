@@ -63,12 +63,12 @@
 
 mod auth;
 mod client;
-mod idle;
 pub mod config;
 pub mod copy;
 mod credstore;
 mod delete;
 pub mod error;
+mod idle;
 pub mod manifest;
 pub mod mapping;
 mod probe;
