@@ -314,8 +314,7 @@ async fn api_pages_are_followed_on_the_same_host_and_non_manifest_entries_are_sk
         if req.line.contains("/referrers/") && req.line.contains("page=2") {
             resp("200 OK", &ct, &page2)
         } else if req.line.contains("/referrers/") {
-            let link =
-                format!("{ct}Link: </v2/atp/base/referrers/{s}?page=2>; rel=\"next\"\r\n");
+            let link = format!("{ct}Link: </v2/atp/base/referrers/{s}?page=2>; rel=\"next\"\r\n");
             resp("200 OK", &link, &page1)
         } else {
             resp("404 Not Found", "", b"")
