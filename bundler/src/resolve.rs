@@ -9,7 +9,8 @@ use std::sync::Arc;
 use atp_bundle::format::manifest::Manifest;
 use atp_bundle::format::{json, Descriptor, ManifestKind};
 use atp_bundle::Digest;
-use atp_registry::{Client, Reference, Repository};
+use atp_registry::{Client, Platform, Reference, Repository};
+use serde::Deserialize;
 
 use crate::source::docker_archive::DockerArchive;
 use crate::source::oci_layout::{Layouts, OciLayout};
@@ -229,19 +230,13 @@ fn check_bytes(bytes: &[u8], digest: &Digest, size: u64) -> Result<(), String> {
     Ok(())
 }
 
-fn platform_string(p: &serde_json::Value) -> Option<String> {
-    let os = p["os"].as_str()?;
-    let arch = p["architecture"].as_str()?;
-    Some(match p["variant"].as_str() {
-        Some(v) => format!("{os}/{arch}/{v}"),
-        None => format!("{os}/{arch}"),
-    })
+/// The platform an index entry announces, `os/arch[/variant]`.
+fn platform_of(p: &serde_json::Value) -> Option<Platform> {
+    Platform::deserialize(p).ok()
 }
 
-fn platform_wanted(have: &str, wanted: &[String]) -> bool {
-    wanted
-        .iter()
-        .any(|w| w == have || (w.matches('/').count() == 1 && have.starts_with(&format!("{w}/"))))
+fn platform_string(p: &serde_json::Value) -> Option<String> {
+    platform_of(p).map(|p| p.to_string())
 }
 
 /// Prune an index to the wanted platforms. Returns the new bytes and the kept
@@ -260,6 +255,11 @@ fn prune(
         message,
         hint: hint.to_string(),
     };
+    let want = wanted
+        .iter()
+        .map(|w| w.parse::<Platform>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(e.to_string(), "write platforms as os/arch[/variant]"))?;
     let mut v: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| invalid(format!("index is not JSON: {e}"), "check the source"))?;
     let list = v["manifests"].as_array().cloned().unwrap_or_default();
@@ -267,9 +267,13 @@ fn prune(
     let mut kept_platforms = Vec::new();
     let mut all = Vec::new();
     for d in list.iter() {
-        let p = platform_string(&d["platform"]).unwrap_or_else(|| "unknown/unknown".into());
+        let have = platform_of(&d["platform"]);
+        let p = have
+            .as_ref()
+            .map_or_else(|| "unknown/unknown".into(), |p| p.to_string());
         all.push(p.clone());
-        if platform_wanted(&p, wanted) {
+        // The one rule `--platform` follows everywhere: `Platform::matches`.
+        if have.is_some_and(|h| want.iter().any(|w| h.matches(w))) {
             kept.push(d.clone());
             kept_platforms.push(p);
         }
@@ -415,5 +419,29 @@ mod tests {
             err.to_string().contains("linux/amd64, linux/arm64/v8"),
             "{err}"
         );
+    }
+
+    /// `--platform` follows `Platform::matches`: a variant asked for matches
+    /// an entry that leaves out its architecture's default variant.
+    #[test]
+    fn prune_follows_the_one_platform_rule() {
+        let idx = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":1,"platform":{"os":"linux","architecture":"amd64"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222","size":1,"platform":{"os":"linux","architecture":"arm64"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333","size":1,"platform":{"os":"linux","architecture":"arm"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:4444444444444444444444444444444444444444444444444444444444444444","size":1,"platform":{"os":"linux","architecture":"arm","variant":"v6"}}]}"#;
+        let mt = "application/vnd.oci.image.index.v1+json";
+        let kept = |want: &[&str]| {
+            let want: Vec<String> = want.iter().map(|w| w.to_string()).collect();
+            prune("x", mt, idx.to_vec(), &want).map(|(_, k)| k.unwrap())
+        };
+        assert_eq!(kept(&["linux/arm64/v8"]).unwrap(), ["linux/arm64"]);
+        assert_eq!(kept(&["linux/arm/v7"]).unwrap(), ["linux/arm"]);
+        assert_eq!(kept(&["linux/arm/v6"]).unwrap(), ["linux/arm/v6"]);
+        assert_eq!(kept(&["linux/arm"]).unwrap(), ["linux/arm", "linux/arm/v6"]);
+        assert_eq!(kept(&["linux/amd64/v1"]).unwrap(), ["linux/amd64"]);
+        assert!(kept(&["linux/arm64/v9"]).is_err());
+        let err = kept(&["linux"]).unwrap_err();
+        assert!(err.to_string().contains("os/arch[/variant]"), "{err}");
     }
 }

@@ -108,18 +108,43 @@ impl FromStr for Platform {
 }
 
 impl Platform {
-    /// Does this platform satisfy `want`? A missing variant in `want` matches
-    /// any variant; `arm64` treats a missing variant as `v8`.
+    /// Does this platform (an index entry's) satisfy `want` (what the user
+    /// asked for)? The one rule for `--platform`, pruning and selection:
+    ///
+    /// - os and architecture must be equal;
+    /// - a `want` without a variant matches every variant of its architecture
+    ///   (`linux/arm` keeps `linux/arm/v6` and `linux/arm/v7`);
+    /// - a `want` with a variant matches the same variant, where a missing
+    ///   variant counts as its architecture's default, as the OCI image-index
+    ///   spec's variant table and containerd's normaliser have it (`arm64`
+    ///   → `v8`, `arm` → `v7`, `amd64` → `v1`), and a bare number is its
+    ///   `v` form (`arm64/8` is `arm64/v8`).
     pub fn matches(&self, want: &Platform) -> bool {
         if self.os != want.os || self.architecture != want.architecture {
             return false;
         }
-        match (&want.variant, &self.variant) {
-            (None, _) => true,
-            (Some(w), Some(h)) => w == h,
-            (Some(w), None) => self.architecture == "arm64" && w == "v8",
-        }
+        let Some(w) = &want.variant else {
+            return true;
+        };
+        let arch = &self.architecture;
+        normal_variant(arch, Some(w)) == normal_variant(arch, self.variant.as_deref())
     }
+}
+
+/// A variant as compared: the architecture's default when absent, `v`
+/// prefixed when a bare number.
+fn normal_variant(arch: &str, variant: Option<&str>) -> Option<String> {
+    let default = match arch {
+        "arm64" => Some("v8"),
+        "arm" => Some("v7"),
+        "amd64" => Some("v1"),
+        _ => None,
+    };
+    let v = variant.or(default)?;
+    if v.bytes().next().is_some_and(|b| b.is_ascii_digit()) {
+        return Some(format!("v{v}"));
+    }
+    Some(v.to_string())
 }
 
 /// The platform a descriptor announces, when it has a well-formed one.
@@ -272,6 +297,40 @@ mod tests {
         assert_eq!(arm.digest.to_string(), D2);
         assert_eq!(platform_of(arm).unwrap().to_string(), "linux/arm64/v8");
         assert!(k.select_platform(&"linux/s390x".parse().unwrap()).is_none());
+    }
+
+    /// `(entry in the index, wanted, matches)`: the one platform rule
+    /// `create --platform`, `sync` and selection share.
+    #[test]
+    fn platform_matching_follows_the_default_variants() {
+        let table = [
+            ("linux/amd64", "linux/amd64", true),
+            ("linux/amd64", "linux/arm64", false),
+            ("windows/amd64", "linux/amd64", false),
+            // No variant wanted: every variant of the architecture.
+            ("linux/arm64/v8", "linux/arm64", true),
+            ("linux/arm/v6", "linux/arm", true),
+            ("linux/arm/v7", "linux/arm", true),
+            ("linux/arm", "linux/arm", true),
+            // A variant wanted: a missing one is the architecture's default.
+            ("linux/arm64", "linux/arm64/v8", true),
+            ("linux/arm64", "linux/arm64/v9", false),
+            ("linux/arm64/v8", "linux/arm64/v8", true),
+            ("linux/arm64/8", "linux/arm64/v8", true),
+            ("linux/arm", "linux/arm/v7", true),
+            ("linux/arm", "linux/arm/v6", false),
+            ("linux/arm/v6", "linux/arm/v7", false),
+            ("linux/arm/v7", "linux/arm/v7", true),
+            ("linux/amd64", "linux/amd64/v1", true),
+            ("linux/amd64", "linux/amd64/v3", false),
+            ("linux/amd64/v3", "linux/amd64/v3", true),
+            ("linux/s390x", "linux/s390x/v1", false),
+        ];
+        for (have, want, expected) in table {
+            let h: Platform = have.parse().unwrap();
+            let w: Platform = want.parse().unwrap();
+            assert_eq!(h.matches(&w), expected, "entry {have}, wanted {want}");
+        }
     }
 
     #[test]
