@@ -366,6 +366,7 @@ pub fn resolve_options(
         dry_run: o.dry_run,
         metrics_file: o.metrics_file.or_else(|| c.metrics_file.clone()),
         retry: None,
+        referrers: None,
     })
 }
 

@@ -329,7 +329,7 @@ _atp__bundler() {
             return 0
             ;;
         atp__subcmd__bundler__subcmd__sync)
-            opts="-q -h --config --spec --image --source-registry --registry --plain-http --registry-ca --username --password-stdin --repo-prefix --layout --mapping-file --platform --concurrency --dry-run --metrics-file --json --quiet --help"
+            opts="-q -h --config --spec --image --source-registry --registry --plain-http --registry-ca --username --password-stdin --repo-prefix --layout --mapping-file --platform --concurrency --dry-run --metrics-file --referrers --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -389,6 +389,10 @@ _atp__bundler() {
                     ;;
                 --metrics-file)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --referrers)
+                    COMPREPLY=($(compgen -W "all signatures none" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -79,6 +79,9 @@ complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand sync" -l mapping
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand sync" -l platform -d 'Keep only this platform of multi-platform images (repeatable)' -r
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand sync" -l concurrency -d 'Blob transfers in flight (default 4)' -r
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand sync" -l metrics-file -d 'Write the onprem_image_sync_duration_seconds histogram here (atomically)' -r -F
+complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand sync" -l referrers -d 'Which artifacts that refer to the images to carry (signatures, attestations, SBOMs); overrides spec.referrers.mode [default: all]' -r -f -a "all\t'Every referrer (the default)'
+signatures\t'Signatures only: cosign\'s `.sig` tags and sigstore bundles'
+none\t'None'"
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand sync" -l password-stdin -d 'Read the site registry\'s password from standard input'
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand sync" -l dry-run -d 'Print the plan after checking the target; write nothing'
 complete -c atp-bundler -n "__fish_atp_bundler_using_subcommand sync" -l json -d 'Print the result as JSON on stdout (progress and logs stay on stderr)'

@@ -138,3 +138,46 @@ fn serve_answers_the_referrers_api_and_cosign_tags_and_sync_carries_them_on() {
     let site_repo = format!("{}/{repo}", served.host.replace(':', "-"));
     assert_site_has_the_chain(&site, &site_repo, &up);
 }
+
+#[test]
+fn sync_referrers_signatures_carries_the_signature_only_and_none_carries_nothing() {
+    let up = upstream();
+    let w = Work::new();
+    let image = format!("{}/atp/base:1.0.0", up.src.host());
+    let repo = format!("{}/atp/base", up.src.host().replace(':', "-"));
+    let sync_into = |site: &Registry, mode: &str| {
+        let (site_host, src_host) = (site.host(), up.src.host());
+        let o = w.bundler(&[
+            "sync",
+            "--image",
+            &image,
+            "--registry",
+            &site_host,
+            "--plain-http",
+            "--plain-http",
+            &src_host,
+            "--referrers",
+            mode,
+            "--json",
+        ]);
+        assert_ok(&o, &format!("sync --referrers {mode}"));
+        json(&o)
+    };
+    let sig_tag = format!("{}.sig", fallback_tag(&up.subject));
+
+    let site = Registry::plain();
+    let done = sync_into(&site, "signatures");
+    assert_eq!(done["images"].as_array().unwrap().len(), 2, "{done:#}");
+    assert!(done.get("referrer_indexes").is_none(), "{done:#}");
+    let sw = atp_testkit::supply_chain::Writer::new(&site);
+    sw.verified_signature(&repo, &up.subject, up.key.public_pem_path())
+        .unwrap();
+    assert!(sw.fallback_entries(&repo, &up.subject).is_empty());
+    assert!(sw.get_manifest(&repo, &up.chain.sbom.digest).is_none());
+
+    let site = Registry::plain();
+    let done = sync_into(&site, "none");
+    assert_eq!(done["images"].as_array().unwrap().len(), 1, "{done:#}");
+    let sw = atp_testkit::supply_chain::Writer::new(&site);
+    assert!(sw.get_manifest(&repo, &sig_tag).is_none());
+}

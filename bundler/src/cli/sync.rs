@@ -96,6 +96,10 @@ pub struct SyncArgs {
     /// Write the onprem_image_sync_duration_seconds histogram here (atomically).
     #[arg(long, value_name = "FILE")]
     metrics_file: Option<PathBuf>,
+    /// Which artifacts that refer to the images to carry (signatures, attestations, SBOMs);
+    /// overrides spec.referrers.mode [default: all].
+    #[arg(long, value_enum, value_name = "all|signatures|none")]
+    referrers: Option<atp_bundler::spec::ReferrerMode>,
     #[arg(long, help = atp_cli::args::JSON_HELP)]
     json: bool,
 }
@@ -109,7 +113,7 @@ pub fn run(a: SyncArgs, quiet: bool) -> Result<()> {
         )),
         None => None,
     };
-    let opts = sync_config::resolve_options(
+    let mut opts = sync_config::resolve_options(
         file.as_ref(),
         Overrides {
             spec: a.spec,
@@ -127,6 +131,7 @@ pub fn run(a: SyncArgs, quiet: bool) -> Result<()> {
             dry_run: a.dry_run,
         },
     )?;
+    opts.referrers = a.referrers;
     let progress = Arc::new(atp_cli::ui::Ui::new(quiet || a.json));
     let rt = tokio::runtime::Runtime::new()?;
     let summary = rt.block_on(atp_bundler::sync::sync(&opts, progress))?;

@@ -12,8 +12,8 @@
 //! exact bytes, children first, then the tag.
 //!
 //! Referrers (signatures, attestations, SBOMs) come along as `create`
-//! carries them (`gather::attach_referrers`, the spec's `referrers`, all
-//! without a spec): each an image copy after the images, into its image's
+//! carries them (`gather::attach_referrers`; `--referrers`, else the spec's
+//! `referrers`, else all): each an image copy after the images, into its image's
 //! target repository, by digest or under its cosign tag; then, as `install`
 //! does, each subject's `sha256-<hex>` fallback index is merged and written
 //! once where the target has no referrers API (`--dry-run`: read and
@@ -80,6 +80,8 @@ pub struct SyncOptions {
     pub metrics_file: Option<PathBuf>,
     /// Overrides the client's retry policy (tests).
     pub retry: Option<RetryPolicy>,
+    /// `--referrers`: overrides the spec's `referrers.mode` (all without it).
+    pub referrers: Option<crate::spec::ReferrerMode>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +246,9 @@ async fn gather(opts: &SyncOptions, client: &Client) -> Result<Vec<ResolvedImage
             specs.push(redirect(s, src)?);
         }
         overlay = spec.manifests.clone();
+    }
+    if let Some(mode) = opts.referrers {
+        referrers.mode = mode;
     }
     for r in &opts.images {
         let s = ImageSpec {
