@@ -55,6 +55,14 @@ pub enum GatherError {
     },
     #[error(transparent)]
     Referrers(#[from] crate::referrers::ReferrerError),
+    #[error("overlay object {object} uses {image:?} in {field}: {source}")]
+    AmbiguousImage {
+        object: String,
+        field: String,
+        image: String,
+        #[source]
+        source: image_ref::Ambiguous,
+    },
 }
 
 /// Resolve `listed`, then hold the overlay of `manifests` (when given)
@@ -226,7 +234,13 @@ fn check_completeness(
                 digest: &i.root.digest,
                 source_digest: i.source_digest.as_ref(),
             }),
-        );
+        )
+        .map_err(|source| GatherError::AmbiguousImage {
+            object: u.object.to_string(),
+            field: u.field.clone(),
+            image: u.image.clone(),
+            source,
+        })?;
         match found {
             Some(i) => {
                 users[i].insert(u.object.to_string());

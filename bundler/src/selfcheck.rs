@@ -186,14 +186,18 @@ pub fn selfcheck(path: &Path, extra: &[ExtraField]) -> Result<SelfCheck, SelfChe
                 source_digest: s.as_ref(),
             }),
         );
-        if found.is_none() {
-            check.findings.push(format!(
+        match found {
+            Err(e) => check
+                .findings
+                .push(format!("{} {}: {e}", u.object, u.field)),
+            Ok(None) => check.findings.push(format!(
                 "{} {}: {:?} is not carried by the bundle; the site would pull it from {}",
                 u.object,
                 u.field,
                 u.image,
                 norm.split('/').next().unwrap_or("?")
-            ));
+            )),
+            Ok(Some(_)) => {}
         }
     }
     check.ok = check.findings.is_empty();

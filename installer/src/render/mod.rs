@@ -106,6 +106,13 @@ pub enum RenderError {
     },
     #[error("render dir {path} {problem}; nothing was written there\nhint: give --render-to a new or empty folder; the installer replaces only a folder it rendered into before (one holding {MARKER})")]
     OutDir { path: PathBuf, problem: String },
+    #[error("overlay object {object} uses, in {field}, {source}")]
+    AmbiguousImage {
+        object: String,
+        field: String,
+        #[source]
+        source: image_ref::Ambiguous,
+    },
     #[error("the bundle's image field {kind} {path:?} is not well formed: {problem}")]
     BadImageField {
         kind: String,
@@ -121,19 +128,27 @@ pub enum RenderError {
 }
 
 /// Find the bundled image a spelling refers to (the rule is
-/// [`atp_bundle::image_ref`]'s); `None` for a spelling that is not a valid
-/// reference or names an image the bundle lacks.
-pub fn match_image<'a>(spelling: &str, images: &'a [PlacedImage]) -> Option<&'a PlacedImage> {
-    let norm = spelling
-        .parse::<atp_registry::Reference>()
-        .ok()?
-        .to_string();
+/// [`atp_bundle::image_ref`]'s, the spelling normalized as `create` does,
+/// `:latest` when untagged); `None` for a spelling that is not a valid
+/// reference or names an image the bundle lacks; an error when it could mean
+/// two.
+pub fn match_image<'a>(
+    spelling: &str,
+    images: &'a [PlacedImage],
+) -> Result<Option<&'a PlacedImage>, image_ref::Ambiguous> {
+    let Ok(r) = spelling.parse::<atp_registry::Reference>() else {
+        return Ok(None);
+    };
+    let mut norm = r.to_string();
+    if r.tag().is_none() && r.digest().is_none() {
+        norm.push_str(":latest");
+    }
     let carried = images.iter().map(|i| Carried {
         reference: &i.source,
         digest: &i.digest,
         source_digest: i.source_digest.as_ref(),
     });
-    image_ref::find(&norm, carried).map(|i| &images[i])
+    Ok(image_ref::find(&norm, carried)?.map(|i| &images[i]))
 }
 
 /// The name part of an image spelling, as kustomize's `images:` matches it.
@@ -280,7 +295,13 @@ fn render_into(req: &RenderRequest<'_>, dir: &Path) -> Result<Rendered, RenderEr
     let uses = kustomize::image_uses(&objects, req.image_fields);
     let mut rewrites: BTreeMap<String, &PlacedImage> = BTreeMap::new();
     for u in &uses {
-        let Some(img) = match_image(&u.image, req.images) else {
+        let found =
+            match_image(&u.image, req.images).map_err(|source| RenderError::AmbiguousImage {
+                object: u.object.to_string(),
+                field: u.field.clone(),
+                source,
+            })?;
+        let Some(img) = found else {
             // Not bundled: left as is; the air-gap gate names it.
             continue;
         };

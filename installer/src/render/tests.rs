@@ -23,10 +23,54 @@ fn spellings_match_by_normalized_reference_or_digest() {
         source_digest: None,
         target_repo: "r/docker.io/atp/model-loader".into(),
     }];
-    assert!(match_image("atp/model-loader:1.4.0", &imgs).is_some());
-    assert!(match_image("docker.io/atp/model-loader:1.4.0", &imgs).is_some());
-    assert!(match_image(&format!("other/x@{d}"), &imgs).is_some());
-    assert!(match_image("atp/model-loader:1.3.0", &imgs).is_none());
+    let found = |s: &str| match_image(s, &imgs).unwrap().is_some();
+    assert!(found("atp/model-loader:1.4.0"));
+    assert!(found("docker.io/atp/model-loader:1.4.0"));
+    assert!(found(&format!("other/x@{d}")));
+    assert!(!found("atp/model-loader:1.3.0"));
+}
+
+/// `create` counts an untagged spelling as `:latest`; the render must
+/// rewrite it too, or the site pulls what create said was carried.
+#[test]
+fn an_untagged_spelling_means_latest_as_create_has_it() {
+    let imgs = vec![PlacedImage {
+        source: "docker.io/library/nginx:latest".into(),
+        digest: Digest::of(b"n"),
+        source_digest: None,
+        target_repo: "r/docker.io/library/nginx".into(),
+    }];
+    assert!(match_image("nginx", &imgs).unwrap().is_some());
+    assert!(match_image("docker.io/library/nginx", &imgs)
+        .unwrap()
+        .is_some());
+}
+
+/// Two bundled names for one digest, asked for by a third: an error naming
+/// both, never the first; a pin under one's own name means that one.
+#[test]
+fn an_ambiguous_spelling_is_refused_naming_both() {
+    let d = Digest::of(b"same");
+    let placed = |source: &str| PlacedImage {
+        source: source.into(),
+        digest: d.clone(),
+        source_digest: None,
+        target_repo: format!("r/{source}"),
+    };
+    let imgs = vec![
+        placed("docker.io/atp/router:1.4.0"),
+        placed("docker.io/atp/router:1.4.0-debug"),
+    ];
+    let pinned = format!("atp/router:1.4.0-debug@{d}");
+    let img = match_image(&pinned, &imgs).unwrap().unwrap();
+    assert_eq!(img.source, "docker.io/atp/router:1.4.0-debug");
+    let err = match_image(&format!("atp/router@{d}"), &imgs).unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        shown.contains("docker.io/atp/router:1.4.0 ")
+            && shown.contains("docker.io/atp/router:1.4.0-debug"),
+        "{shown}"
+    );
 }
 
 /// A kustomize tree with a Deployment and a custom resource holding
