@@ -97,6 +97,11 @@ fn install_carries_the_signature_sbom_and_attestation_and_the_site_copy_verifies
     );
     sw.write_fallback_index(&site_repo, &up.subject, &[foreign.descriptor()]);
 
+    // The site signed the image under cosign's tag with its own key: the
+    // carried signature replaces it (one manifest per cosign tag).
+    let site_key = UpstreamKey::generate();
+    sw.sign(&site_repo, &up.subject, "site/atp/base", &site_key);
+
     let o = w.install("b.tar").registry(&site).arg("--json").output();
     assert_ok(&o, "install");
     let summary = json(&o);
