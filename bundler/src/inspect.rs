@@ -76,6 +76,9 @@ pub struct InspectFile {
 pub struct InspectManifests {
     pub root: String,
     pub overlay: Option<String>,
+    /// The spec's `manifests.imageFields` the bundle records: where custom
+    /// resources hold images the installer rewrites and gates.
+    pub image_fields: Vec<atp_bundle::format::ImageField>,
 }
 
 /// Read what a bundle holds.
@@ -165,6 +168,7 @@ pub fn inspect_media(
             .map(|m| InspectManifests {
                 root: m.root.clone(),
                 overlay: m.overlay.clone(),
+                image_fields: m.image_fields.clone(),
             }),
     })
 }
@@ -251,6 +255,9 @@ impl Inspection {
                 m.root,
                 m.overlay.as_deref().unwrap_or("-")
             );
+            for f in &m.image_fields {
+                let _ = writeln!(s, "  image field {} {}", f.kind, f.path);
+            }
         }
         let _ = writeln!(
             s,
