@@ -21,8 +21,10 @@
 //! At the site ([`update_fallback_index`]): when the registry answers the
 //! referrers API it indexes pushed referrers itself and nothing is written.
 //! Otherwise the `sha256-<hex>` index is read, merged ([`merge_fallback_index`]:
-//! existing entries kept in their order, byte for byte as parsed, new ones
-//! appended) and written with one manifest PUT, only when something changed,
+//! existing entries kept in their order with every descriptor field the
+//! format knows (mediaType, digest, size, artifactType, platform,
+//! annotations; `urls` and `data` are not kept), new ones appended, by
+//! digest) and written with one manifest PUT, only when something changed,
 //! so a re-run sends no PUT and the index is never half-updated. A site index
 //! that is too large or not an image index is an error (we will not replace
 //! what another tool wrote). Two writers racing on the same subject can
