@@ -18,6 +18,7 @@
 //! - [`render`]: the shipped overlay rewritten for the site
 //! - [`gate`]: the air-gap gate over rendered output
 //! - [`mirrors`]: node mirror config (containerd, CRI-O, podman) for unmodified references
+//! - [`swap`]: a whole output folder written beside its target and swapped in (render, mirrors)
 //! - [`serve`]: a verified bundle served in place as a read-only OCI registry
 //! - [`apply`]: the kubectl boundary
 //! - [`state`], [`metrics`]: rollback protection, receipts, Prometheus textfile
@@ -47,6 +48,7 @@ pub mod single_pass;
 pub mod site;
 pub mod state;
 pub mod status;
+pub mod swap;
 pub mod uninstall;
 pub mod verified;
 pub mod verify;

@@ -1,9 +1,12 @@
 //! Put a [`MirrorPlan`]'s files in place: all of them in a fresh folder
-//! beside `--output`, renamed into place; an earlier output is swapped out,
-//! anything else in the way refused. Never writes inside the bundle's
+//! beside `--output`, renamed into place ([`crate::swap`], as the render
+//! does); an earlier output (its `README.md` title is the marker) is swapped
+//! out, anything else in the way refused. Never writes inside the bundle's
 //! folders, never follows `--output` into someone else's files.
 
 use std::path::{Path, PathBuf};
+
+use crate::swap::{Marker, SwapError, Target};
 
 use super::{io, MirrorPlan, MirrorsError, MirrorsSummary, CONTAINERD_CA, DROP_IN, README_TITLE};
 
@@ -17,15 +20,10 @@ pub fn write(
 ) -> Result<MirrorsSummary, MirrorsError> {
     check_output(output, bundle_dirs)?;
     let ca_pem = ca.map(|p| std::fs::read(p).map_err(io(p))).transpose()?;
-    let parent = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let target = target(output);
+    let parent = target.parent();
     std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".atp-mirrors-")
-        .tempdir_in(&parent)
-        .map_err(io(&parent))?;
+    let staging = target.stage().map_err(|e| swap_error(output, e))?;
     let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     for up in &plan.upstreams {
         let dir = Path::new("containerd/certs.d").join(&up.host);
@@ -63,7 +61,9 @@ pub fn write(
     }
     // Readable by the runtimes' admins; a temp dir is created 0700.
     set_mode(staging.path(), 0o755)?;
-    replace(staging, output)?;
+    target
+        .put_in_place(staging)
+        .map_err(|e| swap_error(output, e))?;
     Ok(MirrorsSummary {
         output: output.to_path_buf(),
         registry: plan.registry.clone(),
@@ -77,79 +77,33 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), MirrorsError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(path))
 }
 
-/// Move the finished staging folder to `output`: straight there when
-/// nothing is in the way, swapping out an empty folder or an earlier
-/// output; anything else is refused (and the staging folder removed).
-fn replace(staging: tempfile::TempDir, output: &Path) -> Result<(), MirrorsError> {
-    match std::fs::symlink_metadata(output) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let kept = staging.keep();
-            std::fs::rename(&kept, output).map_err(|source| {
-                let _ = std::fs::remove_dir_all(&kept);
-                MirrorsError::Io {
-                    path: output.to_path_buf(),
-                    source,
-                }
-            })
-        }
-        Err(e) => Err(io(output)(e)),
-        Ok(m) if !m.is_dir() => Err(MirrorsError::OutputTaken {
-            output: output.to_path_buf(),
-        }),
-        Ok(_) => {
-            let empty = std::fs::read_dir(output)
-                .map_err(io(output))?
-                .next()
-                .is_none();
-            if !empty && !is_earlier_output(output) {
-                return Err(MirrorsError::OutputTaken {
-                    output: output.to_path_buf(),
-                });
-            }
-            // Swap: the old folder moves aside, the new one in, the old goes.
-            let aside = output.with_file_name(format!(
-                ".{}.old-{}",
-                output
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                std::process::id()
-            ));
-            std::fs::rename(output, &aside).map_err(io(output))?;
-            let kept = staging.keep();
-            if let Err(source) = std::fs::rename(&kept, output) {
-                let _ = std::fs::rename(&aside, output);
-                let _ = std::fs::remove_dir_all(&kept);
-                return Err(MirrorsError::Io {
-                    path: output.to_path_buf(),
-                    source,
-                });
-            }
-            std::fs::remove_dir_all(&aside).map_err(io(&aside))
-        }
+/// `--output` as [`crate::swap`] writes it: fresh `.atp-mirrors-*`
+/// folders beside it, replaced only when it is an earlier output.
+fn target(output: &Path) -> Target<'_> {
+    Target {
+        path: output,
+        prefix: ".atp-mirrors-",
+        marker: Marker {
+            file: "README.md",
+            first_line: Some(README_TITLE),
+        },
     }
 }
 
-fn is_earlier_output(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("README.md"))
-        .map(|t| t.lines().next() == Some(README_TITLE))
-        .unwrap_or(false)
+fn swap_error(output: &Path, e: SwapError) -> MirrorsError {
+    match e {
+        SwapError::Io { path, source } => MirrorsError::Io { path, source },
+        SwapError::Taken { .. } => MirrorsError::OutputTaken {
+            output: output.to_path_buf(),
+        },
+    }
 }
 
 /// Refuse an `output` inside any of the bundle's folders, and one that
 /// holds something other than an earlier output (a file, a link, a folder
 /// of other files). [`write`] checks again as it renames.
 pub(super) fn check_output(output: &Path, bundle_dirs: &[PathBuf]) -> Result<(), MirrorsError> {
-    if let Ok(m) = std::fs::symlink_metadata(output) {
-        let ours = m.is_dir()
-            && (is_earlier_output(output)
-                || std::fs::read_dir(output).is_ok_and(|mut d| d.next().is_none()));
-        if !ours {
-            return Err(MirrorsError::OutputTaken {
-                output: output.to_path_buf(),
-            });
-        }
-    }
+    target(output).check().map_err(|e| swap_error(output, e))?;
     let out = resolve(output);
     for dir in bundle_dirs {
         let Ok(dir) = dir.canonicalize() else {

@@ -7,11 +7,13 @@
 //! `kubectl kustomize` into `rendered.yaml`.
 //!
 //! Everything is written into a fresh folder beside the render dir, which is
-//! then renamed into place. An existing render dir is replaced only when it
-//! is empty or holds the marker an earlier render left ([`MARKER`]); a link
-//! or a folder of someone else's files is refused, never written into or
-//! deleted. Never follows a path or a link out of the fresh folder, and
-//! writes files that hold credentials with mode 0600.
+//! then renamed into place ([`crate::swap`], as `mirrors` writes its
+//! output). An existing render dir is replaced only when it is empty or holds
+//! the marker an earlier render left ([`MARKER`]); a link or a folder of
+//! someone else's files is refused, never written into or deleted. A fresh
+//! folder left by a render killed midway is removed by the next render.
+//! Never follows a path or a link out of the fresh folder, and writes files
+//! that hold credentials with mode 0600.
 //!
 //! `tree` writes our kustomization and unpacks the tree; `tests`
 //! holds the unit tests.
@@ -25,6 +27,7 @@ use atp_bundle::Digest;
 use base64::Engine as _;
 
 use crate::metrics::write_atomic;
+use crate::swap::{Marker, SwapError, Taken, Target};
 
 /// One bundled image as it lands in the site registry.
 #[derive(Debug, Clone)]
@@ -161,29 +164,54 @@ fn image_name(spelling: &str) -> &str {
     }
 }
 
+/// The render dir as [`crate::swap`] writes it: fresh `.atp-render-*`
+/// folders beside it, replaced only when it holds [`MARKER`].
+fn target(out_dir: &Path) -> Target<'_> {
+    Target {
+        path: out_dir,
+        prefix: ".atp-render-",
+        marker: Marker {
+            file: MARKER,
+            first_line: None,
+        },
+    }
+}
+
+/// A [`crate::swap`] error in the render's words.
+fn swap_error(out_dir: &Path, e: SwapError) -> RenderError {
+    match e {
+        SwapError::Io { path, source } => RenderError::Io { path, source },
+        SwapError::Taken { taken, .. } => RenderError::OutDir {
+            path: out_dir.to_path_buf(),
+            problem: match taken {
+                Taken::Link => "is a symbolic link, which the installer does not follow",
+                Taken::NotAFolder => "exists and is not a folder",
+                Taken::NotOurs => {
+                    "holds files the installer did not make (it has no render marker)"
+                }
+            }
+            .into(),
+        },
+    }
+}
+
 /// Render into a fresh folder beside `req.out_dir`, then rename it into
 /// place (see the module docs for when an existing render dir is replaced).
+/// Leftovers of a render killed midway beside it are removed first.
 pub fn render(req: &RenderRequest<'_>) -> Result<Rendered, RenderError> {
     check_out_dir(req.out_dir)?;
-    let parent = match req.out_dir.parent() {
-        Some(p) if p.as_os_str().is_empty() => Path::new("."),
-        Some(p) => p,
-        None => {
-            return Err(RenderError::OutDir {
-                path: req.out_dir.to_path_buf(),
-                problem: "has no parent folder to render beside".into(),
-            })
-        }
-    };
-    let fresh = tempfile::Builder::new()
-        .prefix(".atp-render-")
-        .tempdir_in(parent)
-        .map_err(|source| RenderError::Io {
-            path: parent.to_path_buf(),
-            source,
-        })?;
+    if req.out_dir.parent().is_none() {
+        return Err(RenderError::OutDir {
+            path: req.out_dir.to_path_buf(),
+            problem: "has no parent folder to render beside".into(),
+        });
+    }
+    let target = target(req.out_dir);
+    let fresh = target.stage().map_err(|e| swap_error(req.out_dir, e))?;
     let mut rendered = render_into(req, fresh.path())?;
-    put_in_place(fresh, req.out_dir)?;
+    target
+        .put_in_place(fresh)
+        .map_err(|e| swap_error(req.out_dir, e))?;
     rendered.path = req.out_dir.join("rendered.yaml");
     Ok(rendered)
 }
@@ -191,80 +219,7 @@ pub fn render(req: &RenderRequest<'_>) -> Result<Rendered, RenderError> {
 /// Refuse a render dir that is a link, not a folder, or a non-empty folder
 /// without the installer's marker. Absent is fine. Reads only.
 pub fn check_out_dir(out_dir: &Path) -> Result<(), RenderError> {
-    let refuse = |problem: &str| RenderError::OutDir {
-        path: out_dir.to_path_buf(),
-        problem: problem.to_string(),
-    };
-    let io = |source| RenderError::Io {
-        path: out_dir.to_path_buf(),
-        source,
-    };
-    let meta = match std::fs::symlink_metadata(out_dir) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io(e)),
-    };
-    if meta.file_type().is_symlink() {
-        return Err(refuse(
-            "is a symbolic link, which the installer does not follow",
-        ));
-    }
-    if !meta.is_dir() {
-        return Err(refuse("exists and is not a folder"));
-    }
-    let ours = std::fs::symlink_metadata(out_dir.join(MARKER)).is_ok_and(|m| m.is_file());
-    if ours {
-        return Ok(());
-    }
-    let mut entries = std::fs::read_dir(out_dir).map_err(io)?;
-    match entries.next() {
-        None => Ok(()),
-        Some(_) => Err(refuse(
-            "holds files the installer did not make (it has no render marker)",
-        )),
-    }
-}
-
-/// Move the finished render in `fresh` to `out_dir`: an existing render dir
-/// (already checked by [`check_out_dir`]) is first moved aside and then
-/// deleted without following any link inside it.
-fn put_in_place(fresh: tempfile::TempDir, out_dir: &Path) -> Result<(), RenderError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RenderError::Io { path, source }
-    };
-    let parent = fresh
-        .path()
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    let parent = parent.as_path();
-    // Checked again: the folder may have changed while rendering.
-    check_out_dir(out_dir)?;
-    let aside = if std::fs::symlink_metadata(out_dir).is_ok() {
-        let old = tempfile::Builder::new()
-            .prefix(".atp-render-old-")
-            .tempdir_in(parent)
-            .map_err(io(parent))?;
-        let prev = old.path().join("prev");
-        std::fs::rename(out_dir, &prev).map_err(io(out_dir))?;
-        Some((old, prev))
-    } else {
-        None
-    };
-    if let Err(e) = std::fs::rename(fresh.path(), out_dir) {
-        if let Some((_, prev)) = &aside {
-            let _ = std::fs::rename(prev, out_dir);
-        }
-        return Err(io(out_dir)(e));
-    }
-    // Now under its final name: nothing left for the temp guard to remove.
-    let _ = fresh.keep();
-    if let Some((old, _)) = aside {
-        // remove_dir_all deletes links themselves, never what they point at.
-        old.close().map_err(io(parent))?;
-    }
-    Ok(())
+    target(out_dir).check().map_err(|e| swap_error(out_dir, e))
 }
 
 /// Unpack, generate and render into `dir`, a fresh folder.

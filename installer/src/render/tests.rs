@@ -402,3 +402,29 @@ fn an_overlay_mounting_registry_certs_unconditionally_still_gets_it() {
     assert!(r.secrets[0].holds.contains("does not mark it optional"));
     assert_eq!(rendered_secrets(&r.yaml), [CERTS_SECRET]);
 }
+
+/// A render killed midway leaves its fresh `.atp-render-*` folder (carrying
+/// the staging file of a process now gone); the next render removes it, and
+/// nothing else beside the render dir.
+#[test]
+fn a_killed_renders_leftover_is_removed_by_the_next_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let killed = dir.path().join(".atp-render-Ab12Cd");
+    std::fs::create_dir_all(killed.join("bundle")).unwrap();
+    std::fs::write(killed.join(MARKER), "made by atp-installer\n").unwrap();
+    std::fs::write(killed.join(crate::swap::STAGING), format!("pid {dead}\n")).unwrap();
+    let not_ours = dir.path().join(".atp-render-mine");
+    std::fs::create_dir_all(&not_ours).unwrap();
+    std::fs::write(not_ours.join("notes"), "n").unwrap();
+    render_to(&dir.path().join("r"), &[]).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, [".atp-render-mine", "r"]);
+    assert!(!dir.path().join("r").join(crate::swap::STAGING).exists());
+}
