@@ -202,9 +202,15 @@ pub fn prepare(
     })
 }
 
-/// Append a copy per referrer to `copies` (whose first entries are the
-/// images, in order), into its image's repository; a delta bundle's blobs
-/// it omits join `relied_on`.
+/// Append a copy per referrer and repository to `copies` (whose first
+/// entries are the images, in order); a delta bundle's blobs it omits join
+/// `relied_on`.
+///
+/// A referrer lands in every repository that holds the manifest it refers
+/// to: the repository of the image its `referrer-of` names, and any other
+/// image of the bundle with the same manifest under another name (the bundle
+/// carries a referrer once, for the first image that brought it). A nested
+/// referrer follows the referrer it refers to.
 fn plan_referrers(
     bundle: &VerifiedBundle,
     images: &[TopLevel],
@@ -217,6 +223,17 @@ fn plan_referrers(
         .zip(copies.iter())
         .map(|(t, c)| (t.reference.as_str(), c.target.clone()))
         .collect();
+    // Which repositories hold each manifest: the images' own, then each
+    // referrer's, in bundle order (a referrer's subject comes first).
+    let mut holders: HashMap<Digest, Vec<Repository>> = HashMap::new();
+    for c in copies.iter() {
+        for (d, _) in &c.manifests {
+            let repos = holders.entry(d.digest.clone()).or_default();
+            if !repos.contains(&c.target) {
+                repos.push(c.target.clone());
+            }
+        }
+    }
     let mut planned = Vec::new();
     for top in bundle.report.referrers() {
         let bad = |reason: String| {
@@ -226,10 +243,17 @@ fn plan_referrers(
             })
         };
         let r = CarriedReferrer::from_descriptor(&top.descriptor).map_err(bad)?;
-        let target = repo_of
+        let first = repo_of
             .get(r.referrer_of.as_str())
             .ok_or_else(|| bad(format!("names no image of the bundle ({})", r.referrer_of)))?
             .clone();
+        let mut targets = vec![first];
+        for repo in holders.get(&r.subject).into_iter().flatten() {
+            if !targets.contains(repo) {
+                targets.push(repo.clone());
+            }
+        }
+        holders.insert(r.digest.clone(), targets.clone());
         let source = format!("{} (referrer {})", r.referrer_of, r.digest);
         let walked = copy::walk_image(
             &source,
@@ -237,23 +261,25 @@ fn plan_referrers(
             &mut |d| bundle.read_text_err(&d.digest),
             omitted,
         )?;
-        relied_on.extend(walked.relied_on.into_iter().map(|d| (target.clone(), d)));
         let root = bundle.read(&r.digest)?;
         let listed = atp_registry::referrers::referrer_descriptor(&r.media_type, &root)?;
-        copies.push(ImageCopy {
-            source,
-            target: target.clone(),
-            tag: r.tag.clone(),
-            root: top.descriptor.clone(),
-            manifests: walked.manifests,
-            blobs: walked.blobs,
-        });
-        planned.push(PlannedReferrer {
-            target,
-            subject: r.subject,
-            tag: r.tag,
-            listed,
-        });
+        for target in targets {
+            relied_on.extend(walked.relied_on.iter().map(|d| (target.clone(), d.clone())));
+            copies.push(ImageCopy {
+                source: source.clone(),
+                target: target.clone(),
+                tag: r.tag.clone(),
+                root: top.descriptor.clone(),
+                manifests: walked.manifests.clone(),
+                blobs: walked.blobs.clone(),
+            });
+            planned.push(PlannedReferrer {
+                target,
+                subject: r.subject.clone(),
+                tag: r.tag.clone(),
+                listed: listed.clone(),
+            });
+        }
     }
     Ok(planned)
 }

@@ -1,0 +1,68 @@
+//! One manifest under two names: the bundle carries its referrers once (for
+//! the first image that brought them), and install lands them in every
+//! site repository that holds the manifest, so the site copy verifies
+//! whichever name a policy checks.
+
+mod common;
+mod supply_chain_support;
+
+use atp_testkit::fixtures::{self, BASE};
+use atp_testkit::Registry;
+use common::*;
+use supply_chain_support::*;
+
+#[test]
+fn a_manifest_under_two_names_gets_its_referrers_in_both_site_repositories() {
+    let up = upstream();
+    // The same image under a second name upstream, with no chain of its own.
+    assert_eq!(
+        fixtures::push(&up.src, &BASE, "atp/base-mirror"),
+        up.subject
+    );
+    let w = Work::new();
+    let spec = format!(
+        "metadata: {{name: sc, version: '1.1'}}\nspec:\n  channel: stable\n  sequence: 1\n  images:\n    - {h}/atp/base:1.0.0\n    - {h}/atp/base-mirror:1.0.0\n",
+        h = up.src.host()
+    );
+    std::fs::write(w.path("spec.yaml"), spec).unwrap();
+    let o = w.bundler(&[
+        "create",
+        "--spec",
+        "spec.yaml",
+        "--key",
+        "k.key",
+        "--output",
+        "b.tar",
+        "--plain-http",
+        &up.src.host(),
+        "--json",
+    ]);
+    assert_ok(&o, "create");
+    // Carried once: the signature, the SBOM and the attestation.
+    let inspect = json(&w.bundler(&["inspect", "b.tar", "--json"]));
+    let carried: usize = inspect["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["referrers"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(carried, 3, "{inspect}");
+
+    let site = Registry::plain();
+    let o = w.install("b.tar").registry(&site).arg("--json").output();
+    assert_ok(&o, "install");
+    let summary = json(&o);
+    assert_eq!(summary["referrers"]["pushed"].as_array().unwrap().len(), 6);
+    let host = up.src.host().replace(':', "-");
+    for repo in [
+        format!("{host}/atp/base"),
+        format!("{host}/atp/base-mirror"),
+    ] {
+        assert_site_has_the_chain(&site, &repo, &up);
+    }
+
+    // A re-install writes nothing.
+    let mark = site.access_mark();
+    assert_ok(&w.install("b.tar").registry(&site).output(), "re-install");
+    assert_eq!(site_puts(&site, mark), Vec::<String>::new());
+}
