@@ -66,3 +66,38 @@ fn a_manifest_under_two_names_gets_its_referrers_in_both_site_repositories() {
     assert_ok(&w.install("b.tar").registry(&site).output(), "re-install");
     assert_eq!(site_puts(&site, mark), Vec::<String>::new());
 }
+
+#[test]
+fn sync_of_a_manifest_under_two_names_lands_its_referrers_under_both() {
+    let up = upstream();
+    assert_eq!(
+        fixtures::push(&up.src, &BASE, "atp/base-mirror"),
+        up.subject
+    );
+    let w = Work::new();
+    let site = Registry::plain();
+    let (site_host, src_host) = (site.host(), up.src.host());
+    let first = format!("{src_host}/atp/base:1.0.0");
+    let second = format!("{src_host}/atp/base-mirror:1.0.0");
+    let o = w.bundler(&[
+        "sync",
+        "--image",
+        &first,
+        "--image",
+        &second,
+        "--registry",
+        &site_host,
+        "--plain-http",
+        "--plain-http",
+        &src_host,
+        "--json",
+    ]);
+    assert_ok(&o, "sync");
+    let host = src_host.replace(':', "-");
+    for repo in [
+        format!("{host}/atp/base"),
+        format!("{host}/atp/base-mirror"),
+    ] {
+        assert_site_has_the_chain(&site, &repo, &up);
+    }
+}

@@ -43,8 +43,10 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use atp_bundle::format::Descriptor;
 use atp_bundle::metrics::{self, Histogram};
 use atp_bundle::progress::Progress;
+use atp_bundle::Digest;
 use atp_registry::copy::{self, CopyError, ImageCopy, Plan};
 use atp_registry::mapping::{self, Layout, MappingError, SourceRef};
 use atp_registry::{Client, ClientOptions, RegistryConfig, Repository, RetryPolicy};
@@ -303,9 +305,9 @@ fn plan(
     let mut copies = Vec::new();
     let mut from = Vec::new();
     let mut origins = HashMap::new();
-    let mut referrer_copies = Vec::new();
-    let mut referrer_from = Vec::new();
-    let mut additions: Vec<FallbackAddition> = Vec::new();
+    // Each referrer as its image's copy would carry it, with its subject,
+    // how a fallback index lists it (OCI referrers) and where it is read.
+    let mut pending: Vec<(ImageCopy, Digest, Option<Descriptor>, String)> = Vec::new();
     for (img, src) in images.into_iter().zip(&sources) {
         from.push(match &img.origin {
             Origin::Registry(_, repo) => repo.to_string(),
@@ -353,27 +355,26 @@ fn plan(
                     .entry(d.clone())
                     .or_insert_with(|| img.origin.clone());
             }
-            if r.tag.is_none() {
-                let bytes = &walked.manifests.last().expect("the root is walked").1;
-                let listed =
-                    atp_registry::referrers::referrer_descriptor(&r.descriptor.media_type, bytes)?;
-                match additions
-                    .iter_mut()
-                    .find(|(t, s, _)| t == &target && s == &r.subject)
-                {
-                    Some(a) => a.2.push(listed),
-                    None => additions.push((target.clone(), r.subject.clone(), vec![listed])),
+            let listed = match r.tag {
+                Some(_) => None,
+                None => {
+                    let bytes = &walked.manifests.last().expect("the root is walked").1;
+                    Some(atp_registry::referrers::referrer_descriptor(
+                        &r.descriptor.media_type,
+                        bytes,
+                    )?)
                 }
-            }
-            referrer_from.push(from.last().cloned().unwrap_or_default());
-            referrer_copies.push(ImageCopy {
+            };
+            let copy = ImageCopy {
                 source,
                 target: target.clone(),
                 tag: r.tag.clone(),
                 root: r.descriptor.clone(),
                 manifests: walked.manifests,
                 blobs: walked.blobs,
-            });
+            };
+            let read_from = from.last().cloned().unwrap_or_default();
+            pending.push((copy, r.subject.clone(), listed, read_from));
         }
         copies.push(ImageCopy {
             source: img.reference.clone(),
@@ -384,14 +385,61 @@ fn plan(
             blobs: walked.blobs,
         });
     }
-    copies.extend(referrer_copies);
-    from.extend(referrer_from);
+    let additions = place_referrers(pending, &mut copies, &mut from);
     Ok((
         Plan::new(copies),
         from,
         source::SyncSources { origins },
         additions,
     ))
+}
+
+/// Append each referrer's copy after the images, into its image's target
+/// repository and every other one that holds its subject (one image under
+/// two names: the referrer is found once, both names get it; a nested
+/// referrer follows the one it refers to), and list the OCI referrers for
+/// each target's fallback index.
+fn place_referrers(
+    pending: Vec<(ImageCopy, Digest, Option<Descriptor>, String)>,
+    copies: &mut Vec<ImageCopy>,
+    from: &mut Vec<String>,
+) -> Vec<FallbackAddition> {
+    let mut holders: HashMap<Digest, Vec<Repository>> = HashMap::new();
+    for c in copies.iter() {
+        for (d, _) in &c.manifests {
+            let repos = holders.entry(d.digest.clone()).or_default();
+            if !repos.contains(&c.target) {
+                repos.push(c.target.clone());
+            }
+        }
+    }
+    let mut additions: Vec<FallbackAddition> = Vec::new();
+    for (copy, subject, listed, read_from) in pending {
+        let mut targets = vec![copy.target.clone()];
+        for repo in holders.get(&subject).into_iter().flatten() {
+            if !targets.contains(repo) {
+                targets.push(repo.clone());
+            }
+        }
+        holders.insert(copy.root.digest.clone(), targets.clone());
+        for target in targets {
+            if let Some(listed) = &listed {
+                match additions
+                    .iter_mut()
+                    .find(|(t, s, _)| t == &target && s == &subject)
+                {
+                    Some(a) => a.2.push(listed.clone()),
+                    None => additions.push((target.clone(), subject.clone(), vec![listed.clone()])),
+                }
+            }
+            from.push(read_from.clone());
+            copies.push(ImageCopy {
+                target,
+                ..copy.clone()
+            });
+        }
+    }
+    additions
 }
 
 #[cfg(test)]
