@@ -19,7 +19,7 @@ use atp_bundle::format::inventory::{
     Gone, InventoryBundle, SiteInventory, INVENTORY_FORMAT, INVENTORY_KIND,
 };
 use atp_bundle::Digest;
-use atp_registry::{Client, ManifestKind, Reference, Repository};
+use atp_registry::{Client, ParsedManifest, Reference, Repository};
 use futures_util::{StreamExt, TryStreamExt};
 
 use crate::site::Site;
@@ -137,10 +137,10 @@ async fn walk(client: &Client, repo: &Repository, root: &Digest) -> Result<Walke
             source,
         })?;
         match kind {
-            ManifestKind::Index { manifests } => {
+            ParsedManifest::Index { manifests } => {
                 stack.extend(manifests.into_iter().map(|c| c.digest));
             }
-            ManifestKind::Image { config, layers } => {
+            ParsedManifest::Image { config, layers } => {
                 for c in std::iter::once(config).chain(layers) {
                     let found = client
                         .blob_exists(repo, &c.digest)

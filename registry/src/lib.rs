@@ -5,7 +5,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), atp_registry::Error> {
-//! use atp_registry::{Client, ClientOptions, ManifestKind, Reference, RegistryConfig, Repository};
+//! use atp_registry::{Client, ClientOptions, ParsedManifest, Reference, RegistryConfig, Repository};
 //!
 //! let mut opts = ClientOptions::default();
 //! opts.registries.insert(
@@ -14,7 +14,7 @@
 //! );
 //! let client = Client::new(opts)?; // cheap to clone
 //!
-//! // Pull: exact manifest bytes, digest-verified; walk children with ManifestKind.
+//! // Pull: exact manifest bytes, digest-verified; walk children with ParsedManifest.
 //! let r: Reference = "127.0.0.1:5000/atp/router:1.4.0".parse()?;
 //! let m = client.get_manifest(&r).await?;
 //! for child in m.kind()?.children() {
@@ -45,7 +45,7 @@
 //!   [`DefaultCredentials`] / [`RetryPolicy`]: settings; `concurrency` bounds
 //!   blob transfers across the whole client.
 //! * [`Reference`], [`Repository`]: Docker-style parsing and normalization.
-//! * [`Manifest`], [`ManifestKind`], [`Platform`]: walking images and
+//! * [`Manifest`], [`ParsedManifest`], [`Platform`]: walking images and
 //!   selecting platforms. [`Descriptor`] and the [`media`] types are the
 //!   bundle format's (`atp_bundle::format`), re-exported.
 //! * [`BlobSource`] ([`FileSource`], `Bytes`): re-openable upload bodies.
@@ -84,7 +84,7 @@ pub use client::Client;
 pub use config::{ClientOptions, Credentials, DefaultCredentials, RegistryConfig};
 pub use delete::Deleted;
 pub use error::Error;
-pub use manifest::{is_manifest_type, Descriptor, Manifest, ManifestKind, Platform};
+pub use manifest::{is_manifest_type, Descriptor, Manifest, ParsedManifest, Platform};
 pub use probe::PushProbe;
 pub use pull_blob::{parse_content_range, BlobStream};
 pub use push::{BlobSource, FileSource, PushOutcome};

@@ -55,9 +55,9 @@ impl fmt::Debug for Manifest {
 }
 
 impl Manifest {
-    /// Parse into children (see [`ManifestKind::parse`]).
-    pub fn kind(&self) -> Result<ManifestKind, Error> {
-        ManifestKind::parse(&self.media_type, &self.bytes)
+    /// Parse into children (see [`ParsedManifest::parse`]).
+    pub fn kind(&self) -> Result<ParsedManifest, Error> {
+        ParsedManifest::parse(&self.media_type, &self.bytes)
     }
 }
 
@@ -157,7 +157,7 @@ pub fn platform_of(d: &Descriptor) -> Option<Platform> {
 /// A parsed manifest seen as the walk needs it: either an index of manifests
 /// or one image manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ManifestKind {
+pub enum ParsedManifest {
     /// OCI index or Docker manifest list.
     Index { manifests: Vec<Descriptor> },
     /// OCI image manifest or Docker schema 2 manifest.
@@ -207,7 +207,7 @@ pub fn sniff_media_type(bytes: &[u8]) -> Option<String> {
     }
 }
 
-impl ManifestKind {
+impl ParsedManifest {
     /// Parse manifest bytes of the given media type into its children, with
     /// the bundle format's parser. Schema 1 (by media type or by body) is
     /// refused with its own error.
@@ -251,8 +251,8 @@ impl ManifestKind {
     /// Every child descriptor in order: index children, or config then layers.
     pub fn children(&self) -> Vec<&Descriptor> {
         match self {
-            ManifestKind::Index { manifests } => manifests.iter().collect(),
-            ManifestKind::Image { config, layers } => {
+            ParsedManifest::Index { manifests } => manifests.iter().collect(),
+            ParsedManifest::Image { config, layers } => {
                 std::iter::once(config).chain(layers.iter()).collect()
             }
         }
@@ -261,10 +261,10 @@ impl ManifestKind {
     /// For an index: the first child matching `want`.
     pub fn select_platform(&self, want: &Platform) -> Option<&Descriptor> {
         match self {
-            ManifestKind::Index { manifests } => manifests
+            ParsedManifest::Index { manifests } => manifests
                 .iter()
                 .find(|d| platform_of(d).is_some_and(|p| p.matches(want))),
-            ManifestKind::Image { .. } => None,
+            ParsedManifest::Image { .. } => None,
         }
     }
 }
@@ -291,7 +291,7 @@ mod tests {
             {{"mediaType":"{OCI_MANIFEST}","digest":"{D1}","size":10,"platform":{{"os":"linux","architecture":"amd64"}}}},
             {{"mediaType":"{OCI_MANIFEST}","digest":"{D2}","size":11,"platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}}]}}"#
         );
-        let k = ManifestKind::parse(OCI_INDEX, idx.as_bytes()).unwrap();
+        let k = ParsedManifest::parse(OCI_INDEX, idx.as_bytes()).unwrap();
         assert_eq!(k.children().len(), 2);
         let arm = k.select_platform(&"linux/arm64".parse().unwrap()).unwrap();
         assert_eq!(arm.digest.to_string(), D2);
@@ -339,7 +339,7 @@ mod tests {
             r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{D1}","size":5}},
             "layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":"{D2}","size":7}}]}}"#
         );
-        let k = ManifestKind::parse(DOCKER_MANIFEST, m.as_bytes()).unwrap();
+        let k = ParsedManifest::parse(DOCKER_MANIFEST, m.as_bytes()).unwrap();
         let c = k.children();
         assert_eq!(c.len(), 2);
         assert_eq!(c[0].size, 5);
@@ -350,21 +350,21 @@ mod tests {
     fn refuses_schema1_unknown_and_bad() {
         let s1 = br#"{"schemaVersion":1,"name":"a","tag":"b","fsLayers":[]}"#;
         assert!(matches!(
-            ManifestKind::parse(DOCKER_SCHEMA1_SIGNED, s1),
+            ParsedManifest::parse(DOCKER_SCHEMA1_SIGNED, s1),
             Err(Error::Schema1 { .. })
         ));
         assert!(matches!(
-            ManifestKind::parse(OCI_MANIFEST, s1),
+            ParsedManifest::parse(OCI_MANIFEST, s1),
             Err(Error::Schema1 { .. })
         ));
         assert_eq!(sniff_media_type(s1).as_deref(), Some(DOCKER_SCHEMA1));
         assert!(matches!(
-            ManifestKind::parse("text/plain", b"{}"),
+            ParsedManifest::parse("text/plain", b"{}"),
             Err(Error::UnsupportedMediaType { .. })
         ));
         let bad_digest =
             r#"{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:../../x","size":1}}"#;
-        assert!(ManifestKind::parse(OCI_MANIFEST, bad_digest.as_bytes()).is_err());
+        assert!(ParsedManifest::parse(OCI_MANIFEST, bad_digest.as_bytes()).is_err());
     }
 
     #[test]

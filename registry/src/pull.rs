@@ -145,7 +145,7 @@ impl Client {
                 }
             }
             // Validate the type now so callers never see one we cannot walk.
-            crate::manifest::ManifestKind::parse(&media_type, &body)?;
+            crate::manifest::ParsedManifest::parse(&media_type, &body)?;
             Ok(Manifest {
                 bytes: Bytes::from(body),
                 media_type,

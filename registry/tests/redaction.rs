@@ -10,7 +10,7 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use atp_registry::{
-    Client, ClientOptions, Credentials, DefaultCredentials, Error, ManifestKind, Reference,
+    Client, ClientOptions, Credentials, DefaultCredentials, Error, ParsedManifest, Reference,
     RegistryConfig, Repository, RetryPolicy,
 };
 use atp_testkit::fixtures;
@@ -62,7 +62,7 @@ async fn exercise(reg: &Registry, c: &Client) {
         .unwrap();
     let m = c.get_manifest(&r).await.unwrap();
     let dst: Repository = format!("{}/atp/copy", reg.host()).parse().unwrap();
-    let ManifestKind::Image { config, layers } = m.kind().unwrap() else {
+    let ParsedManifest::Image { config, layers } = m.kind().unwrap() else {
         panic!("base is a single manifest");
     };
     for d in std::iter::once(&config).chain(&layers) {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use atp_registry::{
     Bytes, Client, ClientOptions, Credentials, DefaultCredentials, Digest, Error, Manifest,
-    ManifestKind, PushOutcome, Reference, RegistryConfig, Repository, RetryPolicy,
+    ParsedManifest, PushOutcome, Reference, RegistryConfig, Repository, RetryPolicy,
 };
 use atp_testkit::fixtures::{self, FixtureImage};
 use atp_testkit::proxy::{Fault, Proxy, RetryAfter, Rule};
@@ -69,14 +69,14 @@ fn copy<'a>(
 ) -> Pin<Box<dyn Future<Output = Digest> + 'a>> {
     Box::pin(async move {
         match m.kind().unwrap() {
-            ManifestKind::Index { manifests } => {
+            ParsedManifest::Index { manifests } => {
                 for child in manifests {
                     let cm = c.get_manifest_by_digest(src, &child.digest).await.unwrap();
                     assert_eq!(cm.bytes.len() as u64, child.size);
                     copy(c, src, dst, &cm, None, mount_from, outcomes).await;
                 }
             }
-            kind @ ManifestKind::Image { .. } => {
+            kind @ ParsedManifest::Image { .. } => {
                 for d in kind.children() {
                     let mut buf = Vec::new();
                     c.fetch_blob_to(src, &d.digest, d.size, &mut buf)
