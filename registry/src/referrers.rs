@@ -29,6 +29,9 @@
 //! that is too large or not an image index is an error (we will not replace
 //! what another tool wrote). Two writers racing on the same subject can
 //! still lose an entry: the distribution API has no conditional PUT.
+//!
+//! A carried cosign tag is merged the way cosign adds a signature, never
+//! replacing the site's own (`cosign`: [`update_cosign_tag`]).
 
 use std::collections::BTreeMap;
 
@@ -452,7 +455,13 @@ struct Annotations {
     annotations: BTreeMap<String, String>,
 }
 
+mod cosign;
 mod wire;
+
+pub use cosign::{
+    cosign_config, merge_cosign_manifest, plan_cosign_tag, update_cosign_tag, CosignPlan,
+    CosignUpdate, Merged,
+};
 
 #[cfg(test)]
 mod tests;

@@ -124,3 +124,80 @@ fn next_link_reads_rel_next_only() {
     assert_eq!(next_link(r#"</v2/a>; rel="prev""#), None);
     assert_eq!(next_link("garbage"), None);
 }
+
+fn cosign_manifest(layers: &[(&str, u8)]) -> Vec<u8> {
+    let layers: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|(mt, n)| {
+            serde_json::json!({
+                "mediaType": mt,
+                "digest": Digest::of(&[*n]).to_string(),
+                "size": 1,
+                "annotations": {"dev.cosignproject.cosign/signature": format!("sig{n}")}
+            })
+        })
+        .collect();
+    let config = cosign_config(&layers);
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": Digest::of(&config).to_string(), "size": config.len()},
+        "layers": layers,
+    }))
+    .unwrap()
+}
+
+const SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+
+#[test]
+fn a_cosign_merge_keeps_the_sites_layers_first_then_appends_the_carried_ones() {
+    let site = cosign_manifest(&[(SIGNING, 1)]);
+    let carried = cosign_manifest(&[(SIGNING, 2), (SIGNING, 1)]);
+    let m = merge_cosign_manifest(&site, media::OCI_MANIFEST, &carried)
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.media_type, media::OCI_MANIFEST);
+    assert_eq!(m.layers, 2);
+    let v: serde_json::Value = serde_json::from_slice(&m.manifest).unwrap();
+    let digests: Vec<&str> = v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap())
+        .collect();
+    let (d1, d2) = (Digest::of(&[1]).to_string(), Digest::of(&[2]).to_string());
+    assert_eq!(digests, [d1.as_str(), d2.as_str()]);
+    // Each layer keeps its annotations (the signature).
+    assert_eq!(
+        v["layers"][1]["annotations"]["dev.cosignproject.cosign/signature"],
+        "sig2"
+    );
+    // The config is cosign's, listing both layers, and the manifest names it.
+    let c: serde_json::Value = serde_json::from_slice(&m.config).unwrap();
+    assert_eq!(c["rootfs"]["diff_ids"], serde_json::json!([d1, d2]));
+    assert_eq!(c["history"].as_array().unwrap().len(), 2);
+    assert_eq!(v["config"]["digest"], Digest::of(&m.config).to_string());
+    assert_eq!(v["config"]["size"], m.config.len());
+    // Merging again changes nothing.
+    assert_eq!(
+        merge_cosign_manifest(&m.manifest, "", &carried).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn a_cosign_merge_refuses_what_is_not_a_cosign_manifest_of_the_same_kind() {
+    let carried = cosign_manifest(&[(SIGNING, 2)]);
+    let other = cosign_manifest(&[("application/vnd.dsse.envelope.v1+json", 1)]);
+    let e = merge_cosign_manifest(&other, media::OCI_MANIFEST, &carried).unwrap_err();
+    assert!(e.contains("dsse"), "{e}");
+    let idx = serde_json::to_vec(&index(&[desc(1, "x")])).unwrap();
+    let e = merge_cosign_manifest(&idx, media::OCI_INDEX, &carried).unwrap_err();
+    assert!(e.contains("not an image manifest"), "{e}");
+    let e = merge_cosign_manifest(b"{", media::OCI_MANIFEST, &carried).unwrap_err();
+    assert!(e.contains("does not parse"), "{e}");
+    let empty = cosign_manifest(&[]);
+    let e = merge_cosign_manifest(&empty, media::OCI_MANIFEST, &carried).unwrap_err();
+    assert!(e.contains("no layers"), "{e}");
+}
