@@ -347,4 +347,29 @@ mod tests {
         assert_eq!((stats.uploaded, stats.mounted, stats.skipped), (2, 1, 1));
         assert_eq!(stats.bytes_uploaded, 2);
     }
+
+    #[test]
+    fn an_image_whose_tag_points_at_its_root_is_in_place_with_all_its_blobs() {
+        let plan = Plan::new(vec![
+            image("t:1/a", "1", b"ra", &[b"x", b"y"]),
+            image("t:1/b", "1", b"rb", &[b"y", b"z"]),
+            image("t:1/c", "1", b"rc", &[b"w"]),
+        ]);
+        let [a, b, c] = [0, 1, 2].map(|i| plan.images[i].target.clone());
+        let roots: RootAnswers = HashMap::from([
+            ((a.clone(), "1".to_string()), Some(Digest::of(b"ra"))),
+            // The tag points elsewhere: not in place.
+            ((b.clone(), "1".to_string()), Some(Digest::of(b"other"))),
+            ((c.clone(), "1".to_string()), None),
+        ]);
+        let done = complete(&plan, &roots);
+        assert_eq!(done, [true, false, false]);
+        let vouched = vouched_blobs(&plan, &done);
+        assert_eq!(
+            vouched,
+            HashSet::from([(a.clone(), Digest::of(b"x")), (a, Digest::of(b"y"))])
+        );
+        // b's copy of y is not vouched for: only a's image is in place.
+        assert!(!vouched.contains(&(b, Digest::of(b"y"))));
+    }
 }
