@@ -1,6 +1,7 @@
 //! `atp-installer install`: pre-flight (flags and output paths) → verify →
 //! refuse rollbacks → plan → tools → delta check → copy (the registry copy
-//! engine; images, then their referrers) → the referrers' fallback tag
+//! engine; images, then their referrers, cosign's by digest) → the cosign
+//! tags, merged with the site's own, and the referrers' fallback tag
 //! indexes → model files → render → air-gap gate → apply (optional) →
 //! receipt and metrics.
 //!
@@ -22,7 +23,7 @@ use crate::gate::{self, Presence};
 use crate::metrics::Metrics;
 pub use crate::options::{FilesOptions, InstallOptions};
 use crate::preflight::Probe;
-use crate::prepare::{self, IndexOutcome, Prepared};
+use crate::prepare::{self, IndexOutcome, Prepared, TagOutcome};
 pub use crate::prepare::{PushedReferrer, ReferrersOutcome};
 use crate::state::{PushedImage, Receipt, StateDir, RECEIPT_FORMAT};
 use crate::verified::VerifiedBundle;
@@ -58,18 +59,32 @@ pub struct InstallSummary {
     pub finished: String,
 }
 
-/// After the copy: keep the fallback tag index of every subject that got
-/// OCI referrers (cosign-tagged ones are found by their tag), one subject
+/// After the copy: write each carried cosign tag, merged with the site's
+/// own cosign manifest under it (never replacing it), then keep the
+/// fallback tag index of every subject that got OCI referrers, one subject
 /// at a time, merging with what is there (`atp_registry::referrers`).
 pub(crate) async fn referrer_indexes(
     client: &atp_registry::Client,
     prepared: &Prepared,
 ) -> Result<ReferrersOutcome, InstallError> {
-    use atp_registry::referrers::{fallback_tag, update_fallback_index, FallbackUpdate};
+    use atp_registry::referrers::{
+        fallback_tag, update_cosign_tag, update_fallback_index, CosignUpdate, FallbackUpdate,
+    };
     let mut out = ReferrersOutcome {
         pushed: prepared.pushed_referrers(),
-        indexes: Vec::new(),
+        ..Default::default()
     };
+    for (repo, tag, bytes, media_type) in prepared.cosign_tags() {
+        let outcome = match update_cosign_tag(client, repo, tag, bytes, media_type).await? {
+            CosignUpdate::Written(_) => "written",
+            CosignUpdate::Merged { .. } => "merged",
+            CosignUpdate::Unchanged => "unchanged",
+        };
+        out.tags.push(TagOutcome {
+            tag: format!("{repo}:{tag}"),
+            outcome,
+        });
+    }
     for (repo, subject, add) in prepared.fallback_additions() {
         let outcome = match update_fallback_index(client, repo, subject, &add).await? {
             FallbackUpdate::Written { .. } => "written",
@@ -215,9 +230,10 @@ async fn run(
     crate::delta::check(&client, &opts.state_dir, &prepared, true).await?;
 
     // 4. Copy: blobs, then manifests, then tags.
+    // A cosign-tagged referrer goes by digest here; its tag is merged in 4a.
     let done = copy::execute(
         &client,
-        &prepared.plan,
+        &prepared.push_plan(),
         &prepared.bundle,
         site.concurrency,
         "push",
@@ -233,8 +249,9 @@ async fn run(
     for (p, s) in prepared.plan.images.iter().zip(&done.seconds) {
         durations.push((p.target.to_string(), *s));
     }
-    // 4a. Referrers: the fallback tag index of each subject, where the site
-    // registry has no referrers API (one PUT per subject, only on a change).
+    // 4a. Referrers: each cosign tag, merged with the site's own cosign
+    // manifest there; the fallback tag index of each subject, where the site
+    // registry has no referrers API (one PUT each, only on a change).
     let referrers = referrer_indexes(&client, &prepared).await?;
 
     // 4b. Model files: file-set artifacts to the registry, files to the cache.

@@ -9,6 +9,10 @@
 //! image its `referrer-of` names, by digest, or under its upstream cosign tag
 //! (`referrer-tag`). [`Prepared::referrers`] lists them with their subject,
 //! for the fallback index step after the copy (`install::referrer_indexes`).
+//! What install executes is [`Prepared::push_plan`]: the same copies, but a
+//! cosign-tagged referrer goes by digest (untagged), and its tag is written
+//! after the copy, merged with the site's own cosign manifest under it
+//! (`atp_registry::referrers::update_cosign_tag`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -102,6 +106,20 @@ pub struct ReferrersOutcome {
     pub pushed: Vec<PushedReferrer>,
     /// One per subject that got OCI referrers.
     pub indexes: Vec<IndexOutcome>,
+    /// One per cosign tag carried (per repository).
+    pub tags: Vec<TagOutcome>,
+}
+
+/// What became of one carried cosign tag at the site.
+#[derive(Debug, Clone, Serialize)]
+pub struct TagOutcome {
+    /// `REPO:sha256-<hex>.sig` (or `.att`, `.sbom`).
+    pub tag: String,
+    /// `written` (the tag was not there; `simulate`: `to write`), `merged`
+    /// (the site's own cosign manifest there kept its layers and got ours
+    /// appended; `simulate`: `to merge`), `unchanged` (already held every
+    /// carried layer: nothing sent) or, from `simulate` only, `refused`.
+    pub outcome: &'static str,
 }
 
 /// One carried referrer in the site registry.
@@ -290,6 +308,41 @@ impl Prepared {
         self.referrers
             .iter()
             .zip(self.plan.images.iter().skip(self.images.len()))
+    }
+
+    /// The plan install executes: [`Prepared::plan`], except that a
+    /// cosign-tagged referrer is pushed by digest only. Its tag is written
+    /// after the copy, when the site's content under it is read and merged
+    /// ([`Prepared::cosign_tags`]), so a site's own signature is never
+    /// replaced, and nothing is tagged before the whole copy is in place.
+    pub fn push_plan(&self) -> Plan {
+        let n = self.images.len();
+        Plan::new(
+            self.plan
+                .images
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let mut c = c.clone();
+                    if i >= n {
+                        c.tag = None;
+                    }
+                    c
+                })
+                .collect(),
+        )
+    }
+
+    /// Each carried cosign tag: repository, tag, and the carried manifest
+    /// (exact verified bytes and media type).
+    pub fn cosign_tags(&self) -> Vec<(&Repository, &str, &[u8], &str)> {
+        self.referrer_copies()
+            .filter_map(|(r, p)| {
+                let tag = r.tag.as_deref()?;
+                let (d, bytes) = p.manifests.last()?;
+                Some((&p.target, tag, bytes.as_slice(), d.media_type.as_str()))
+            })
+            .collect()
     }
 
     /// Each referrer as it lands.

@@ -377,8 +377,9 @@ impl<'a> Writer<'a> {
     }
 
     /// Read `subject`'s cosign signature back from this registry and check
-    /// it with `openssl dgst -verify` against `public_pem`: the payload when
-    /// it verifies, else a message saying what was wrong.
+    /// it with `openssl dgst -verify` against `public_pem`: the payload of
+    /// the layer whose signature verifies (cosign's `.sig` manifest holds one
+    /// layer per signature), else a message saying what was wrong.
     pub fn verified_signature(
         &self,
         repo: &str,
@@ -390,7 +391,24 @@ impl<'a> Writer<'a> {
             .get_manifest(repo, &tag)
             .ok_or_else(|| format!("{repo}:{tag} is not in the registry"))?;
         let m: Value = serde_json::from_slice(&m).map_err(|e| e.to_string())?;
-        let layer = &m["layers"][0];
+        let layers = m["layers"].as_array().ok_or("no layers")?;
+        let mut why = Vec::new();
+        for layer in layers {
+            match self.verified_layer(repo, layer, public_pem) {
+                Ok(payload) => return Ok(payload),
+                Err(e) => why.push(e),
+            }
+        }
+        Err(format!("no layer verifies: {}", why.join("; ")))
+    }
+
+    /// One signature layer checked against `public_pem`: its payload.
+    fn verified_layer(
+        &self,
+        repo: &str,
+        layer: &Value,
+        public_pem: &Path,
+    ) -> Result<Value, String> {
         if layer["mediaType"] != SIMPLE_SIGNING {
             return Err(format!("layer media type {}", layer["mediaType"]));
         }

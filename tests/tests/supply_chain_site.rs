@@ -98,9 +98,10 @@ fn install_carries_the_signature_sbom_and_attestation_and_the_site_copy_verifies
     sw.write_fallback_index(&site_repo, &up.subject, &[foreign.descriptor()]);
 
     // The site signed the image under cosign's tag with its own key: the
-    // carried signature replaces it (one manifest per cosign tag).
+    // carried signature joins it, as cosign adds a signature (one layer
+    // each, the site's first).
     let site_key = UpstreamKey::generate();
-    sw.sign(&site_repo, &up.subject, "site/atp/base", &site_key);
+    let (site_sig, _) = sw.sign(&site_repo, &up.subject, "site/atp/base", &site_key);
 
     let o = w.install("b.tar").registry(&site).arg("--json").output();
     assert_ok(&o, "install");
@@ -119,9 +120,16 @@ fn install_carries_the_signature_sbom_and_attestation_and_the_site_copy_verifies
     // `images` (what the receipt records) names the image only.
     assert_eq!(summary["images"].as_array().unwrap().len(), 1);
     assert_eq!(summary["referrers"]["indexes"][0]["outcome"], "written");
+    let sig_tag = format!("{}.sig", fallback_tag(&up.subject));
+    assert_eq!(
+        summary["referrers"]["tags"][0]["tag"],
+        format!("{}/{site_repo}:{sig_tag}", site.host())
+    );
+    assert_eq!(summary["referrers"]["tags"][0]["outcome"], "merged");
 
     // The signature, fetched from the site, verifies against the upstream
-    // key and names the site image's digest (the bundle's).
+    // key and names the site image's digest (the bundle's); the site's own
+    // still verifies against the site's key.
     let payload = sw
         .verified_signature(&repo, &up.subject, up.key.public_pem_path())
         .unwrap();
@@ -129,11 +137,18 @@ fn install_carries_the_signature_sbom_and_attestation_and_the_site_copy_verifies
         payload["critical"]["image"]["docker-manifest-digest"],
         up.subject
     );
+    let site_payload = sw
+        .verified_signature(&repo, &up.subject, site_key.public_pem_path())
+        .unwrap();
     assert_eq!(
-        sw.get_manifest(&repo, &format!("{}.sig", fallback_tag(&up.subject)))
-            .unwrap(),
-        up.chain.signature.bytes
+        site_payload["critical"]["identity"]["docker-reference"],
+        "site/atp/base"
     );
+    let merged: Value = serde_json::from_slice(&sw.get_manifest(&repo, &sig_tag).unwrap()).unwrap();
+    let layers = |m: &Value| m["layers"].as_array().unwrap().clone();
+    let site_layers = layers(&serde_json::from_slice(&site_sig.bytes).unwrap());
+    let carried = layers(&serde_json::from_slice(&up.chain.signature.bytes).unwrap());
+    assert_eq!(layers(&merged), [site_layers, carried].concat());
     // The fallback index: the foreign entry kept first, then ours.
     let entries = sw.fallback_entries(&repo, &up.subject);
     assert_eq!(
@@ -155,6 +170,7 @@ fn install_carries_the_signature_sbom_and_attestation_and_the_site_copy_verifies
     assert_ok(&o, "re-install");
     assert_eq!(site_puts(&site, mark), Vec::<String>::new());
     assert_eq!(json(&o)["referrers"]["indexes"][0]["outcome"], "unchanged");
+    assert_eq!(json(&o)["referrers"]["tags"][0]["outcome"], "unchanged");
 }
 
 #[test]

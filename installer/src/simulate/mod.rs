@@ -10,7 +10,9 @@
 //!   (`Client::probe_push`), which also proves TLS and credentials; then a
 //!   HEAD for every blob and manifest: the copy engine's own decision step
 //!   (`atp_registry::copy::decide`), so the plan is what install does;
-//!   the carried referrers are in that plan, and each subject's fallback tag
+//!   the carried referrers are in that plan (cosign's by digest), each
+//!   cosign tag is planned as install merges it
+//!   (`atp_registry::referrers::plan_cosign_tag`), and each subject's fallback tag
 //!   index is read and merged as install would, without the PUT
 //!   (`atp_registry::referrers::plan_fallback_index`);
 //! - host: kubectl and its kustomize version; free space and inodes where

@@ -135,7 +135,7 @@ pub(super) async fn plan_blobs(
     if let Err(e) = crate::delta::check(client, &opts.state_dir, prepared, false).await {
         sim.findings.push(install_finding(&e));
     }
-    let decided = match copy::decide(client, &prepared.plan, opts.site.concurrency).await {
+    let decided = match copy::decide(client, &prepared.push_plan(), opts.site.concurrency).await {
         Ok(d) => d,
         Err(copy::CopyError::Registry { cause, .. }) => {
             sim.findings.push(registry_finding(&cause, opts));
@@ -157,7 +157,33 @@ pub(super) async fn plan_blobs(
     sim.manifests_skipped = stats.manifests_skipped;
     sim.blobs = decided.blobs;
     sim.manifests = decided.manifests;
+    cosign_tags(client, opts, prepared, sim).await;
     fallback_indexes(client, opts, prepared, sim).await;
+}
+
+/// What install's cosign tag step would do, by reads only.
+async fn cosign_tags(
+    client: &Client,
+    opts: &InstallOptions,
+    prepared: &Prepared,
+    sim: &mut Simulation,
+) {
+    use atp_registry::referrers::{plan_cosign_tag, CosignPlan};
+    for (repo, tag, bytes, _) in prepared.cosign_tags() {
+        let outcome = match plan_cosign_tag(client, repo, tag, bytes).await {
+            Ok(CosignPlan::Write) => "to write",
+            Ok(CosignPlan::Merge(_)) => "to merge",
+            Ok(CosignPlan::Unchanged) => "unchanged",
+            Err(e) => {
+                sim.findings.push(registry_finding(&e, opts));
+                "refused"
+            }
+        };
+        sim.referrers.tags.push(crate::prepare::TagOutcome {
+            tag: format!("{repo}:{tag}"),
+            outcome,
+        });
+    }
 }
 
 /// What install's fallback tag index step would do, by reads only.

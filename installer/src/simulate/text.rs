@@ -46,6 +46,9 @@ impl Simulation {
                     r.subject
                 );
             }
+            for t in &self.referrers.tags {
+                let _ = writeln!(s, "  cosign tag {}: {}", t.tag, t.outcome);
+            }
             for i in &self.referrers.indexes {
                 let _ = writeln!(s, "  fallback tag index {}: {}", i.index, i.outcome);
             }
