@@ -302,11 +302,13 @@ pub enum FallbackUpdate {
     ApiSupported,
     /// Every referrer was already listed: nothing sent.
     Unchanged,
-    /// The index was written once under `tag`, now with `entries` entries.
+    /// The index was written once under `tag`, now with `entries` entries,
+    /// `added` the ones this write listed (not there before).
     Written {
         tag: String,
         digest: Digest,
         entries: usize,
+        added: Vec<Digest>,
     },
 }
 
@@ -315,10 +317,12 @@ pub enum FallbackUpdate {
 pub enum FallbackPlan {
     ApiSupported,
     Unchanged,
-    /// Put this index under `tag` (existing entries first, then the new).
+    /// Put this index under `tag` (existing entries first, then the new:
+    /// `added`).
     Write {
         tag: String,
         index: ImageIndex,
+        added: Vec<Digest>,
     },
 }
 
@@ -376,8 +380,16 @@ pub async fn plan_fallback_index(
             Some(i)
         }
     };
+    let before = existing.as_ref().map_or(0, |i| i.manifests.len());
     Ok(match merge_fallback_index(existing.as_ref(), add) {
-        Some(index) => FallbackPlan::Write { tag, index },
+        Some(index) => FallbackPlan::Write {
+            tag,
+            added: index.manifests[before..]
+                .iter()
+                .map(|d| d.digest.clone())
+                .collect(),
+            index,
+        },
         None => FallbackPlan::Unchanged,
     })
 }
@@ -391,10 +403,10 @@ pub async fn update_fallback_index(
     subject: &Digest,
     add: &[Descriptor],
 ) -> Result<FallbackUpdate, Error> {
-    let (tag, merged) = match plan_fallback_index(client, repo, subject, add).await? {
+    let (tag, merged, added) = match plan_fallback_index(client, repo, subject, add).await? {
         FallbackPlan::ApiSupported => return Ok(FallbackUpdate::ApiSupported),
         FallbackPlan::Unchanged => return Ok(FallbackUpdate::Unchanged),
-        FallbackPlan::Write { tag, index } => (tag, index),
+        FallbackPlan::Write { tag, index, added } => (tag, index, added),
     };
     let bytes = atp_bundle::format::json::to_canonical_vec(&merged).map_err(|e| {
         Error::InvalidManifest {
@@ -409,6 +421,7 @@ pub async fn update_fallback_index(
         tag,
         digest,
         entries: merged.manifests.len(),
+        added,
     })
 }
 
@@ -456,7 +469,10 @@ struct Annotations {
 }
 
 mod cosign;
+mod prune;
 mod wire;
+
+pub use prune::{prune_fallback_index, remove_from_fallback_index, Pruned, Removal};
 
 pub use cosign::{
     cosign_config, merge_cosign_manifest, plan_cosign_tag, update_cosign_tag, CosignPlan,

@@ -201,3 +201,21 @@ fn a_cosign_merge_refuses_what_is_not_a_cosign_manifest_of_the_same_kind() {
     let e = merge_cosign_manifest(&empty, media::OCI_MANIFEST, &carried).unwrap_err();
     assert!(e.contains("no layers"), "{e}");
 }
+
+#[test]
+fn pruning_a_fallback_index_keeps_the_others_in_order_and_empties_to_a_delete() {
+    let (a, b, c) = (desc(1, "x"), desc(2, "y"), desc(3, "z"));
+    let i = index(&[a.clone(), b.clone(), c.clone()]);
+    match prune_fallback_index(&i, &[b.digest.clone()]) {
+        Pruned::Rest(rest) => assert_eq!(rest.manifests, [a.clone(), c.clone()]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        prune_fallback_index(&i, &[desc(9, "q").digest]),
+        Pruned::Unchanged
+    );
+    assert_eq!(
+        prune_fallback_index(&i, &[a.digest, b.digest, c.digest]),
+        Pruned::Empty
+    );
+}
