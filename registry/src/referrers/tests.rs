@@ -206,7 +206,7 @@ fn a_cosign_merge_refuses_what_is_not_a_cosign_manifest_of_the_same_kind() {
 fn pruning_a_fallback_index_keeps_the_others_in_order_and_empties_to_a_delete() {
     let (a, b, c) = (desc(1, "x"), desc(2, "y"), desc(3, "z"));
     let i = index(&[a.clone(), b.clone(), c.clone()]);
-    match prune_fallback_index(&i, &[b.digest.clone()]) {
+    match prune_fallback_index(&i, std::slice::from_ref(&b.digest)) {
         Pruned::Rest(rest) => assert_eq!(rest.manifests, [a.clone(), c.clone()]),
         other => panic!("{other:?}"),
     }
