@@ -25,7 +25,7 @@ pub use crate::options::{FilesOptions, InstallOptions};
 use crate::preflight::Probe;
 use crate::prepare::{self, IndexOutcome, Prepared, TagOutcome};
 pub use crate::prepare::{PushedReferrer, ReferrersOutcome};
-use crate::state::{PushedImage, Receipt, StateDir, RECEIPT_FORMAT};
+use crate::state::{IndexEntry, PushedImage, Receipt, StateDir, RECEIPT_FORMAT};
 use crate::verified::VerifiedBundle;
 
 /// What an install did (`--json`).
@@ -63,10 +63,13 @@ pub struct InstallSummary {
 /// own cosign manifest under it (never replacing it), then keep the
 /// fallback tag index of every subject that got OCI referrers, one subject
 /// at a time, merging with what is there (`atp_registry::referrers`).
+///
+/// Also returns the fallback index entries this run added (for the
+/// receipt, so `uninstall --prune-registry` takes out only those).
 pub(crate) async fn referrer_indexes(
     client: &atp_registry::Client,
     prepared: &Prepared,
-) -> Result<ReferrersOutcome, InstallError> {
+) -> Result<(ReferrersOutcome, Vec<IndexEntry>), InstallError> {
     use atp_registry::referrers::{
         fallback_tag, update_cosign_tag, update_fallback_index, CosignUpdate, FallbackUpdate,
     };
@@ -85,9 +88,17 @@ pub(crate) async fn referrer_indexes(
             outcome,
         });
     }
+    let mut added = Vec::new();
     for (repo, subject, add) in prepared.fallback_additions() {
         let outcome = match update_fallback_index(client, repo, subject, &add).await? {
-            FallbackUpdate::Written { .. } => "written",
+            FallbackUpdate::Written { added: new, .. } => {
+                added.extend(new.into_iter().map(|digest| IndexEntry {
+                    repository: repo.to_string(),
+                    subject: subject.clone(),
+                    digest,
+                }));
+                "written"
+            }
             FallbackUpdate::Unchanged => "unchanged",
             FallbackUpdate::ApiSupported => "referrers-api",
         };
@@ -96,7 +107,7 @@ pub(crate) async fn referrer_indexes(
             outcome,
         });
     }
-    Ok(out)
+    Ok((out, added))
 }
 
 /// Run `install`, counting the run in the metrics whatever the outcome
@@ -252,7 +263,14 @@ async fn run(
     // 4a. Referrers: each cosign tag, merged with the site's own cosign
     // manifest there; the fallback tag index of each subject, where the site
     // registry has no referrers API (one PUT each, only on a change).
-    let referrers = referrer_indexes(&client, &prepared).await?;
+    let (referrers, mut index_entries) = referrer_indexes(&client, &prepared).await?;
+    // A re-install rewrites this bundle's receipt: keep what an earlier run
+    // of it added (this run found those entries already there).
+    if let Some(earlier) = state.read_receipt(&prepared.index_digest) {
+        index_entries.extend(earlier.index_entries);
+    }
+    index_entries.sort();
+    index_entries.dedup();
 
     // 4b. Model files: file-set artifacts to the registry, files to the cache.
     let model_files = crate::files::install(
@@ -309,6 +327,8 @@ async fn run(
         sequence: summary.sequence,
         registry: summary.registry.clone(),
         images: summary.images.clone(),
+        referrers: prepared.placed_referrers(),
+        index_entries,
         copy: stats,
         rendered: summary.rendered.clone(),
         objects: summary.objects.clone(),

@@ -345,6 +345,18 @@ impl Prepared {
             .collect()
     }
 
+    /// Each referrer by digest and repository, for the receipt.
+    pub fn placed_referrers(&self) -> Vec<crate::state::PlacedReferrer> {
+        self.referrers
+            .iter()
+            .map(|r| crate::state::PlacedReferrer {
+                repository: r.target.to_string(),
+                digest: r.listed.digest.clone(),
+                subject: r.subject.clone(),
+            })
+            .collect()
+    }
+
     /// Each referrer as it lands.
     pub fn pushed_referrers(&self) -> Vec<PushedReferrer> {
         self.referrer_copies()

@@ -6,8 +6,10 @@
 //! and PersistentVolumes, and any Namespace that holds one, since deleting
 //! a namespace deletes what is in it) unless `--delete-data`. Never lowers
 //! the channel's installed sequence. Touches the site registry only with
-//! `--prune-registry`, and then deletes by digest only the image manifests
-//! this channel's receipts name and no other channel's receipt does.
+//! `--prune-registry`, and then deletes by digest only the image and
+//! referrer manifests this channel's receipts name and no other channel's
+//! receipt does, and takes only our entries out of the fallback tag indexes
+//! (format-1 receipts name images only).
 
 use std::path::PathBuf;
 
@@ -54,8 +56,13 @@ pub struct UninstallReport {
 /// What `--prune-registry` did, or (dry run) would do.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PruneReport {
-    /// `repo@digest` deleted (a dry run: to delete).
+    /// `repo@digest` deleted (a dry run: to delete): the carried referrers
+    /// first, then the images.
     pub deleted: Vec<String>,
+    /// Each fallback tag index our entries were taken out of
+    /// (`repo:sha256-<hex>: N entries removed, M left`, or `deleted` when
+    /// none was left).
+    pub indexes: Vec<String>,
     /// Already gone.
     pub not_found: Vec<String>,
     /// Left because another channel's receipt names them too.
@@ -217,39 +224,131 @@ pub async fn uninstall(opts: &UninstallOptions) -> Result<UninstallReport, Unins
     }
 }
 
-/// Delete (or, `dry_run`, list) the manifests in `site` that the receipts
-/// of `h`'s channel name and no other channel's receipt does.
+/// A manifest in the site registry: registry, repository name, digest.
+type Placed = (String, String, atp_bundle::Digest);
+/// A fallback index entry: registry, repository name, subject, digest.
+type Entry = (String, String, atp_bundle::Digest, atp_bundle::Digest);
+
+/// `host[:port]/name` split at the first `/`, when on `registry`.
+fn on_site(repository: &str, registry: &str) -> Option<(String, String)> {
+    let (r, n) = repository.split_once('/')?;
+    (r == registry).then(|| (r.to_string(), n.to_string()))
+}
+
+/// What one receipt placed in `site`: the manifests (images, then
+/// referrers) and the fallback index entries it added.
+fn placed(r: &crate::state::Receipt, site: &Site) -> (Vec<Placed>, Vec<Entry>) {
+    let mut manifests: Vec<Placed> = r
+        .referrers
+        .iter()
+        .filter_map(|p| {
+            let (reg, name) = on_site(&p.repository, &site.registry)?;
+            Some((reg, name, p.digest.clone()))
+        })
+        .collect();
+    manifests.extend(r.images.iter().filter_map(|i| {
+        let t: atp_registry::Reference = i.target.parse().ok()?;
+        let repo = t.repository();
+        (repo.registry() == site.registry).then(|| {
+            (
+                repo.registry().to_string(),
+                repo.name().to_string(),
+                i.digest.clone(),
+            )
+        })
+    }));
+    let entries = r
+        .index_entries
+        .iter()
+        .filter_map(|e| {
+            let (reg, name) = on_site(&e.repository, &site.registry)?;
+            Some((reg, name, e.subject.clone(), e.digest.clone()))
+        })
+        .collect();
+    (manifests, entries)
+}
+
+/// Delete (or, `dry_run`, list) what the receipts of `h`'s channel placed
+/// in `site` and no other channel's receipt names: first our entries in
+/// each fallback tag index (the index rewritten once without them, or
+/// deleted when nothing else is left), then the referrer manifests, then
+/// the image manifests, by digest.
 async fn prune(
     state_dir: &std::path::Path,
     h: &History,
     site: &Site,
     dry_run: bool,
 ) -> Result<PruneReport, UninstallError> {
-    use std::collections::BTreeSet;
-    let placed = |r: &crate::state::Receipt| -> Vec<(String, String, atp_bundle::Digest)> {
-        r.images
-            .iter()
-            .filter_map(|i| {
-                let t: atp_registry::Reference = i.target.parse().ok()?;
-                let repo = t.repository();
-                (repo.registry() == site.registry).then(|| {
-                    (
-                        repo.registry().to_string(),
-                        repo.name().to_string(),
-                        i.digest.clone(),
-                    )
-                })
-            })
-            .collect()
-    };
-    let others: BTreeSet<_> = history::read(state_dir)?
+    use std::collections::{BTreeMap, BTreeSet};
+    let (mut others, mut others_entries) = (BTreeSet::new(), BTreeSet::new());
+    for o in history::read(state_dir)?
         .iter()
         .filter(|o| o.channel != h.channel)
-        .flat_map(|o| o.receipts.iter().flat_map(|(_, r)| placed(r)))
-        .collect();
-    let ours: BTreeSet<_> = h.receipts.iter().flat_map(|(_, r)| placed(r)).collect();
+    {
+        for (_, r) in &o.receipts {
+            let (m, e) = placed(r, site);
+            others.extend(m);
+            others_entries.extend(e);
+            // Another channel's referrer keeps its entry listed.
+            others_entries.extend(r.referrers.iter().filter_map(|p| {
+                let (reg, name) = on_site(&p.repository, &site.registry)?;
+                Some((reg, name, p.subject.clone(), p.digest.clone()))
+            }));
+        }
+    }
+    let (mut ours, mut ours_entries) = (Vec::new(), BTreeSet::new());
+    for (_, r) in &h.receipts {
+        let (m, e) = placed(r, site);
+        for p in m {
+            if !ours.contains(&p) {
+                ours.push(p);
+            }
+        }
+        ours_entries.extend(e);
+    }
     let client = site.client()?;
     let mut report = PruneReport::default();
+
+    // 1. Our entries in the fallback tag indexes, one index at a time.
+    let mut by_index: BTreeMap<(String, String, atp_bundle::Digest), Vec<atp_bundle::Digest>> =
+        BTreeMap::new();
+    for (reg, name, subject, digest) in ours_entries {
+        let key = (reg.clone(), name.clone(), subject.clone(), digest.clone());
+        let tag = atp_registry::referrers::fallback_tag(&subject);
+        if others_entries.contains(&key) {
+            report
+                .shared
+                .push(format!("{reg}/{name}:{tag} entry {digest}"));
+            continue;
+        }
+        by_index
+            .entry((reg, name, subject))
+            .or_default()
+            .push(digest);
+    }
+    for ((reg, name, subject), remove) in by_index {
+        use atp_registry::referrers::{remove_from_fallback_index, Removal};
+        let repo = atp_registry::Repository::new(&reg, &name)?;
+        let shown = format!(
+            "{reg}/{name}:{}",
+            atp_registry::referrers::fallback_tag(&subject)
+        );
+        match remove_from_fallback_index(&client, &repo, &subject, &remove, dry_run).await? {
+            Removal::Unchanged => {}
+            Removal::Rewritten { removed, left } => report
+                .indexes
+                .push(format!("{shown}: {removed} entries removed, {left} left")),
+            Removal::Deleted { removed } => report.indexes.push(format!(
+                "{shown}: {removed} entries removed, none left: deleted"
+            )),
+            Removal::Unsupported => {
+                report.unsupported = true;
+                return Ok(report);
+            }
+        }
+    }
+
+    // 2. The referrer manifests, then the images.
     for (registry, name, digest) in ours {
         let shown = format!("{registry}/{name}@{digest}");
         if others.contains(&(registry.clone(), name.clone(), digest.clone())) {

@@ -88,6 +88,9 @@ pub fn run(a: UninstallArgs) -> Result<i32> {
         for m in &p.deleted {
             println!("  {m}");
         }
+        for i in &p.indexes {
+            println!("  referrers index {i}");
+        }
         if !p.shared.is_empty() {
             println!(
                 "kept in the registry, another channel uses them: {}",

@@ -324,6 +324,7 @@ mod tests {
         });
         let r: Receipt = serde_json::from_value(old).unwrap();
         assert_eq!((r.key_fingerprint, r.kept_render), (None, None));
+        assert!(r.referrers.is_empty() && r.index_entries.is_empty());
     }
 
     #[test]

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::{StateDir, StateError};
 use crate::metrics::write_atomic;
 
-/// The receipt format written by this version.
-pub const RECEIPT_FORMAT: u32 = 1;
+/// The receipt format written by this version. 2 adds `referrers` and
+/// `index_entries` (a format-1 receipt reads with both empty).
+pub const RECEIPT_FORMAT: u32 = 2;
 
 fn receipt_format_1() -> u32 {
     1
@@ -22,6 +23,26 @@ pub struct PushedImage {
     pub source: String,
     /// The target reference by tag (or by digest when the source had no tag).
     pub target: String,
+    pub digest: atp_bundle::Digest,
+}
+
+/// One carried referrer as an install placed it: by digest in a repository.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PlacedReferrer {
+    /// `host[:port]/name` of the repository.
+    pub repository: String,
+    pub digest: atp_bundle::Digest,
+    pub subject: atp_bundle::Digest,
+}
+
+/// An entry an install added to a subject's fallback tag index (one that
+/// was not listed before it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IndexEntry {
+    /// `host[:port]/name` of the repository.
+    pub repository: String,
+    /// The subject whose `sha256-<hex>` index lists it.
+    pub subject: atp_bundle::Digest,
     pub digest: atp_bundle::Digest,
 }
 
@@ -41,6 +62,13 @@ pub struct Receipt {
     pub registry: String,
     #[serde(default)]
     pub images: Vec<PushedImage>,
+    /// The carried referrers placed (format 2; older receipts lack it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<PlacedReferrer>,
+    /// The fallback tag index entries installs of this bundle added
+    /// (format 2; older receipts lack it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub index_entries: Vec<IndexEntry>,
     /// What the copy did.
     #[serde(flatten)]
     pub copy: atp_registry::copy::CopyStats,
@@ -165,6 +193,12 @@ impl From<&Receipt> for Release {
 pub const EVENT_FORMAT: u32 = 1;
 
 impl StateDir {
+    /// The receipt of the bundle `index_digest`, if there is a readable one.
+    pub fn read_receipt(&self, index_digest: &atp_bundle::Digest) -> Option<Receipt> {
+        let bytes = std::fs::read(self.receipt_path(index_digest.hex())).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
     /// Write the receipt of `r.index_digest`, atomically.
     pub fn write_receipt(&self, r: &Receipt) -> Result<(), StateError> {
         let path = self.receipt_path(r.index_digest.hex());
