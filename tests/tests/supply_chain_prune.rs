@@ -22,15 +22,18 @@ use serde_json::Value;
 
 /// Install `b.tar` and mark its receipt applied: the receipt.
 fn install_applied(w: &Work, site: &Registry) -> Value {
-    let o = w.install("b.tar").registry(site).arg("--json").output();
+    install_bundle_applied(w, site, "b.tar")
+}
+
+/// Install `bundle` and mark its receipt applied: the receipt.
+fn install_bundle_applied(w: &Work, site: &Registry, bundle: &str) -> Value {
+    let o = w.install(bundle).registry(site).arg("--json").output();
     assert_ok(&o, "install");
-    let dir = w.path("state/receipts");
-    let path = std::fs::read_dir(&dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let index = json(&o)["index_digest"].as_str().unwrap().to_string();
+    let path = w.path(&format!(
+        "state/receipts/{}.json",
+        index.strip_prefix("sha256:").unwrap()
+    ));
     let mut r: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     r["applied"] = Value::Bool(true);
     std::fs::write(&path, serde_json::to_vec_pretty(&r).unwrap()).unwrap();
@@ -165,6 +168,10 @@ fn prune_registry_deletes_a_fallback_index_that_lists_nothing_else() {
     let sw = Writer::new(&site);
     let repo = format!("{}/atp/base", up.src.host().replace(':', "-"));
     install_applied(&w, &site);
+    // A re-install finds every entry listed, and its receipt (the same
+    // file) still records the ones the first run added.
+    let again = install_applied(&w, &site);
+    assert_eq!(again["index_entries"].as_array().unwrap().len(), 2);
     let tag = fallback_tag(&up.subject);
     assert!(sw.get_manifest(&repo, &tag).is_some());
     let mark = site.access_mark();
@@ -179,4 +186,61 @@ fn prune_registry_deletes_a_fallback_index_that_lists_nothing_else() {
             site.host()
         )])
     );
+}
+
+#[test]
+fn what_another_channel_also_placed_stays_in_the_registry_and_its_index() {
+    let up = upstream();
+    let w = Work::new();
+    create(&w, &up, "b.tar", 1);
+    // The same image, so the same referrers, on another channel.
+    let spec = format!(
+        "metadata: {{name: sc-edge, version: '2.0'}}\nspec:\n  channel: edge\n  sequence: 1\n  images:\n    - {}/atp/base:1.0.0\n",
+        up.src.host()
+    );
+    std::fs::write(w.path("edge.yaml"), spec).unwrap();
+    let o = w.bundler(&[
+        "create",
+        "--spec",
+        "edge.yaml",
+        "--key",
+        "k.key",
+        "--output",
+        "edge.tar",
+        "--plain-http",
+        &up.src.host(),
+    ]);
+    assert_ok(&o, "create edge");
+    let site = Registry::plain();
+    let sw = Writer::new(&site);
+    let repo = format!("{}/atp/base", up.src.host().replace(':', "-"));
+    let stable = install_bundle_applied(&w, &site, "b.tar");
+    assert_eq!(stable["index_entries"].as_array().unwrap().len(), 2);
+    let edge = install_bundle_applied(&w, &site, "edge.tar");
+    // edge found the entries listed already: it added none, placed all.
+    assert!(edge.get("index_entries").is_none(), "{edge:#}");
+    assert_eq!(edge["referrers"].as_array().unwrap().len(), 3);
+    let index_before = sw.get_manifest(&repo, &fallback_tag(&up.subject)).unwrap();
+
+    let mark = site.access_mark();
+    let o = uninstall(&w, &site, &["--apply", "--channel", "stable"]);
+    assert_ok(&o, "uninstall stable");
+    let report = json(&o);
+    assert_eq!(
+        report["prune"]["deleted"],
+        serde_json::json!([]),
+        "{report:#}"
+    );
+    assert_eq!(report["prune"]["indexes"], serde_json::json!([]));
+    // Image, 3 referrers, 2 index entries: all shared with edge.
+    assert_eq!(report["prune"]["shared"].as_array().unwrap().len(), 6);
+    assert!(site
+        .access_log_since(mark)
+        .iter()
+        .all(|a| a.method == "GET" || a.method == "HEAD"));
+    assert_eq!(
+        sw.get_manifest(&repo, &fallback_tag(&up.subject)).unwrap(),
+        index_before
+    );
+    assert_site_has_the_chain(&site, &repo, &up);
 }
