@@ -140,5 +140,8 @@ pub fn run(a: SyncArgs, quiet: bool) -> Result<()> {
     } else {
         print!("{}", summary.to_text());
     }
+    if let Some(e) = summary.refusal() {
+        anyhow::bail!("{e}");
+    }
     Ok(())
 }

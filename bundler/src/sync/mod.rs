@@ -14,13 +14,17 @@
 //! Referrers (signatures, attestations, SBOMs) come along as `create`
 //! carries them (`gather::attach_referrers`; `--referrers`, else the spec's
 //! `referrers`, else all): each an image copy after the images, into its image's
-//! target repository, by digest or under its cosign tag; then, as `install`
-//! does, each subject's `sha256-<hex>` fallback index is merged and written
+//! target repository, by digest (a cosign-tagged one too: no tag is written
+//! before the whole copy is in place); then, as `install` does, each cosign
+//! tag is written once, merged with the target's own cosign manifest under
+//! it (never replacing it; anything else there stops sync, left as it is),
+//! and each subject's `sha256-<hex>` fallback index is merged and written
 //! once where the target has no referrers API (`--dry-run`: read and
 //! reported, not written).
 //!
 //! - `report`: what sync did or would do, as text or JSON
 //! - `source`: where each blob is read (a source registry, an OCI layout)
+//! - `tags`: the cosign tags and fallback indexes written after the copy
 //!
 //! Never writes to disk (no temp files; only `--metrics-file`), never writes
 //! to any registry in `--dry-run` (only GET and HEAD), and never pushes a
@@ -28,15 +32,10 @@
 
 mod report;
 mod source;
+mod tags;
 
-pub use report::{image_reports, ImageReport, IndexReport, SyncSummary};
-
-/// A subject's OCI referrers for its fallback tag index at the target.
-type FallbackAddition = (
-    Repository,
-    atp_bundle::Digest,
-    Vec<atp_bundle::format::Descriptor>,
-);
+pub use report::{image_reports, ImageReport, IndexReport, SyncSummary, TagReport};
+use tags::{CosignTag, FallbackAddition};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
@@ -136,18 +135,27 @@ pub async fn sync(
     let source = client(opts)?;
     let target = client(opts)?;
     let images = gather(opts, &source).await?;
-    let (plan, from, sources, additions) = plan(opts, images)?;
+    let Planned {
+        plan,
+        from,
+        sources,
+        additions,
+        cosign,
+    } = plan(opts, images)?;
     if opts.dry_run {
         let d = copy::decide(&target, &plan, opts.concurrency).await?;
         let reports = image_reports(&plan.images, &from, &d.blobs, &d.manifests, None);
-        let indexes = fallback_indexes(&target, &additions, true).await?;
+        let tags = tags::cosign_tags(&target, &cosign, true).await?;
+        let indexes = tags::fallback_indexes(&target, &additions, true).await?;
         return Ok(
             SyncSummary::new(true, &opts.target_registry, reports, &d.stats())
+                .with_tags(tags)
                 .with_indexes(indexes),
         );
     }
     let done = copy::execute(&target, &plan, &sources, opts.concurrency, "sync", progress).await?;
-    let indexes = fallback_indexes(&target, &additions, false).await?;
+    let tags = tags::cosign_tags(&target, &cosign, false).await?;
+    let indexes = tags::fallback_indexes(&target, &additions, false).await?;
     let reports = image_reports(
         &plan.images,
         &from,
@@ -171,38 +179,11 @@ pub async fn sync(
             }
         })?;
     }
-    Ok(SyncSummary::new(false, &opts.target_registry, reports, &done.stats).with_indexes(indexes))
-}
-
-/// Each subject's OCI referrers, listed in its fallback tag index at the
-/// target: merged and written once (`plan_only`: read and decided only).
-async fn fallback_indexes(
-    target: &Client,
-    additions: &[FallbackAddition],
-    plan_only: bool,
-) -> Result<Vec<IndexReport>, SyncError> {
-    use atp_registry::referrers::{self as r, FallbackPlan, FallbackUpdate};
-    let mut out = Vec::new();
-    for (repo, subject, add) in additions {
-        let outcome = if plan_only {
-            match r::plan_fallback_index(target, repo, subject, add).await? {
-                FallbackPlan::Write { .. } => "to write",
-                FallbackPlan::Unchanged => "unchanged",
-                FallbackPlan::ApiSupported => "referrers-api",
-            }
-        } else {
-            match r::update_fallback_index(target, repo, subject, add).await? {
-                FallbackUpdate::Written { .. } => "written",
-                FallbackUpdate::Unchanged => "unchanged",
-                FallbackUpdate::ApiSupported => "referrers-api",
-            }
-        };
-        out.push(IndexReport {
-            index: format!("{repo}:{}", r::fallback_tag(subject)),
-            outcome,
-        });
-    }
-    Ok(out)
+    Ok(
+        SyncSummary::new(false, &opts.target_registry, reports, &done.stats)
+            .with_tags(tags)
+            .with_indexes(indexes),
+    )
 }
 
 /// Where a registry image is read from when a Docker Hub mirror is named:
@@ -282,21 +263,22 @@ async fn gather(opts: &SyncOptions, client: &Client) -> Result<Vec<ResolvedImage
     Ok(images)
 }
 
+/// The copy plan and what follows it.
+struct Planned {
+    plan: Plan,
+    /// Where each image copy is read from.
+    from: Vec<String>,
+    sources: source::SyncSources,
+    /// What each subject's fallback index must list.
+    additions: Vec<FallbackAddition>,
+    /// The carried cosign tags, written after the copy.
+    cosign: Vec<CosignTag>,
+}
+
 /// Map names and build the copy plan: one image copy per image, then one
-/// per referrer; where each is read from, the blob sources, and what each
-/// subject's fallback index must list.
-fn plan(
-    opts: &SyncOptions,
-    images: Vec<ResolvedImage>,
-) -> Result<
-    (
-        Plan,
-        Vec<String>,
-        source::SyncSources,
-        Vec<FallbackAddition>,
-    ),
-    SyncError,
-> {
+/// per referrer (by digest); where each is read from, the blob sources,
+/// what each subject's fallback index must list, and the cosign tags.
+fn plan(opts: &SyncOptions, images: Vec<ResolvedImage>) -> Result<Planned, SyncError> {
     let sources: Vec<SourceRef> = images
         .iter()
         .map(|i| SourceRef::parse(&i.reference))
@@ -385,25 +367,27 @@ fn plan(
             blobs: walked.blobs,
         });
     }
-    let additions = place_referrers(pending, &mut copies, &mut from);
-    Ok((
-        Plan::new(copies),
+    let (additions, cosign) = place_referrers(pending, &mut copies, &mut from);
+    Ok(Planned {
+        plan: Plan::new(copies),
         from,
-        source::SyncSources { origins },
+        sources: source::SyncSources { origins },
         additions,
-    ))
+        cosign,
+    })
 }
 
 /// Append each referrer's copy after the images, into its image's target
 /// repository and every other one that holds its subject (one image under
 /// two names: the referrer is found once, both names get it; a nested
 /// referrer follows the one it refers to), and list the OCI referrers for
-/// each target's fallback index.
+/// each target's fallback index. A cosign-tagged referrer is copied by
+/// digest only; its tag is returned, to write after the copy.
 fn place_referrers(
     pending: Vec<(ImageCopy, Digest, Option<Descriptor>, String)>,
     copies: &mut Vec<ImageCopy>,
     from: &mut Vec<String>,
-) -> Vec<FallbackAddition> {
+) -> (Vec<FallbackAddition>, Vec<CosignTag>) {
     let mut holders: HashMap<Digest, Vec<Repository>> = HashMap::new();
     for c in copies.iter() {
         for (d, _) in &c.manifests {
@@ -414,7 +398,9 @@ fn place_referrers(
         }
     }
     let mut additions: Vec<FallbackAddition> = Vec::new();
-    for (copy, subject, listed, read_from) in pending {
+    let mut cosign: Vec<CosignTag> = Vec::new();
+    for (mut copy, subject, listed, read_from) in pending {
+        let tag = copy.tag.take();
         let mut targets = vec![copy.target.clone()];
         for repo in holders.get(&subject).into_iter().flatten() {
             if !targets.contains(repo) {
@@ -432,6 +418,17 @@ fn place_referrers(
                     None => additions.push((target.clone(), subject.clone(), vec![listed.clone()])),
                 }
             }
+            if let (Some(tag), Some((d, bytes))) = (&tag, copy.manifests.last()) {
+                let t = CosignTag {
+                    repo: target.clone(),
+                    tag: tag.clone(),
+                    manifest: bytes.clone(),
+                    media_type: d.media_type.clone(),
+                };
+                if !cosign.contains(&t) {
+                    cosign.push(t);
+                }
+            }
             from.push(read_from.clone());
             copies.push(ImageCopy {
                 target,
@@ -439,7 +436,7 @@ fn place_referrers(
             });
         }
     }
-    additions
+    (additions, cosign)
 }
 
 #[cfg(test)]

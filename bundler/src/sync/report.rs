@@ -43,6 +43,23 @@ pub struct SyncSummary {
     /// referrer is an OCI referrer).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub referrer_indexes: Vec<IndexReport>,
+    /// Each carried cosign tag at the target, written once after the copy
+    /// and merged with the target's own cosign manifest under it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cosign_tags: Vec<TagReport>,
+}
+
+/// What became (or would become) of one carried cosign tag.
+#[derive(Debug, Clone, Serialize)]
+pub struct TagReport {
+    /// `TARGET/repo:sha256-<hex>.sig` (or `.att`, `.sbom`).
+    pub tag: String,
+    /// `written`, `merged`, `unchanged`; in a dry run `to write`,
+    /// `to merge`, `unchanged` or `refused`.
+    pub outcome: &'static str,
+    /// Why it was refused (dry run): the error a real run stops with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What became (or would become) of one subject's fallback tag index.
@@ -126,6 +143,7 @@ impl SyncSummary {
             manifests_pushed: stats.manifests_pushed,
             manifests_skipped: stats.manifests_skipped,
             referrer_indexes: Vec::new(),
+            cosign_tags: Vec::new(),
         }
     }
 
@@ -133,6 +151,18 @@ impl SyncSummary {
     pub fn with_indexes(mut self, indexes: Vec<IndexReport>) -> Self {
         self.referrer_indexes = indexes;
         self
+    }
+
+    /// With the carried cosign tags.
+    pub fn with_tags(mut self, tags: Vec<TagReport>) -> Self {
+        self.cosign_tags = tags;
+        self
+    }
+
+    /// The first refused cosign tag's error (a dry run that a real run
+    /// would stop at).
+    pub fn refusal(&self) -> Option<&str> {
+        self.cosign_tags.iter().find_map(|t| t.error.as_deref())
     }
 }
 
@@ -162,6 +192,9 @@ impl SyncSummary {
                 pushes,
                 i.seconds.map(|t| format!(" in {t:.2}s")).unwrap_or_default()
             );
+        }
+        for t in &self.cosign_tags {
+            let _ = writeln!(s, "cosign tag {}: {}", t.tag, t.outcome);
         }
         for x in &self.referrer_indexes {
             let _ = writeln!(s, "fallback tag index {}: {}", x.index, x.outcome);
