@@ -149,7 +149,7 @@ def main():
              "(create); `tar xf` then `dir:` → registry (install), and again (re-install) | |")
     L.append("| serve (A only) | `skopeo copy --all` of every image from `atp-installer serve --layout flat` of our bundle "
              "into an empty registry | the same copies from the source docker-registry | — |")
-    L.append("| serve GET (A only) | 4-parallel `curl` GET of every blob from `serve` | — "
+    L.append("| serve GET (A and B) | 4-parallel `curl` GET of every blob from `serve` (at B with serve's peak RSS) | — "
              "| `dd` of the (page-cached) bundle to /dev/null: the rate the file can be read at |")
     L.append("")
     L.append("### Medians (seconds) and ratios")
@@ -194,6 +194,17 @@ def main():
         L.append(f"| GET of every blob, 4 in flight (MiB/s) | {f(g_rate, 0)} | {f(l_rate, 0)} (page-cache read of the file) "
                  f"| {f(ratio(g_rate, l_rate))} |")
         L.append(f"| peak RSS of `atp-installer serve` (MiB) | {f(peak('A', 'serve', 'serve-rss'), 0)} | — | — |")
+        if med("B", "serve-get", "ours") is not None:
+            b_bytes = next((int(r["bytes"]) for r in rows
+                            if r["workload"] == "B" and r["phase"] == "serve-get" and r["tool"] == "ours"), 0)
+            b_o = med("B", "serve-get", "ours")
+            b_rate = None if not b_o else b_bytes / MIB / b_o
+            b_lim = rate("B", med("B", "serve-get", "limit-read"))
+            b_size = f(size[("B", "ours")] / MIB, 0)
+            L.append(f"| B ({b_size} MiB): GET of every blob, 4 in flight (MiB/s) | {f(b_rate, 0)} | {f(b_lim, 0)} "
+                     f"(page-cache read of the file) | {f(ratio(b_rate, b_lim))} |")
+            L.append(f"| B ({b_size} MiB): peak RSS of `atp-installer serve` (MiB) | {f(peak('B', 'serve', 'serve-rss'), 0)} "
+                     f"| — | — |")
         L.append("")
     L.append("### Peak RSS (MiB, the largest over the runs)")
     L.append("")
@@ -272,6 +283,11 @@ def main():
         g = ratio(None if not g_o else get_bytes / MIB / g_o, rate("A", g_l))
         L.append(f"- A serve: 4-parallel GETs at {f(g)}× the page-cache read rate of the file (goal ≥ 0.8×) "
                  f"{verdict(g, 0.8, at_most=False)}.")
+    if peak("B", "serve", "serve-rss") is not None:
+        r = peak("B", "serve", "serve-rss")
+        L.append(f"- B serve: peak RSS {f(r, 0)} MiB serving the {f(size[('B', 'ours')] / MIB, 0)} MiB bundle to 4 "
+                 f"clients at once "
+                 f"(goal < 64 MiB) {verdict(r, 64.0)}.")
     L.append("")
     if machine.get("tiny"):
         L.append(f"Raw per-run rows: `{os.path.join(out, 'results.tsv')}` (a dry run: not committed).")

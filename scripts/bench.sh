@@ -303,6 +303,13 @@ bench_workload() {
       measure "$w" "$run" serve-get limit-read "$size" dd if="$D/ours.tar" of=/dev/null bs=1M status=none
       stop_serve "$w" "$run"
     fi
+    if [ "$w" = B ]; then # serving a 4 GiB bundle (issue #18): its peak RSS while 4 clients GET every blob
+      start_serve "$D"
+      local blob_bytes; blob_bytes=$(awk -F'\t' '$4 !~ /manifest|index/ {n += $2} END {print n}' "$D/blobs.tsv")
+      measure "$w" "$run" serve-get ours "$blob_bytes" "$SELF" serve-get "$D" "$SERVE"
+      measure "$w" "$run" serve-get limit-read "$size" dd if="$D/ours.tar" of=/dev/null bs=1M status=none
+      stop_serve "$w" "$run"
+    fi
     # the registry's own ingest ceiling for the same blobs (from the untarred layout)
     start_registry dst
     measure "$w" "$run" install limit-ingest "$size" "$BIN/bench-limit" ingest "127.0.0.1:${REG_PORT[dst]}" \
