@@ -298,14 +298,14 @@ bench_workload() {
           measure "$w" "$run" serve registry "$size" "$SELF" serve-copy "$D" "$SRC" "127.0.0.1:${REG_PORT[dst]}"
         fi
       done
-      local blob_bytes; blob_bytes=$(awk -F'\t' '$4 !~ /manifest|index/ {n += $2} END {print n}' "$D/blobs.tsv")
+      local blob_bytes; blob_bytes=$(awk -F'\t' '$4 !~ /manifest|index/ {n += $2} END {printf "%.0f\n", n}' "$D/blobs.tsv")
       measure "$w" "$run" serve-get ours "$blob_bytes" "$SELF" serve-get "$D" "$SERVE"
       measure "$w" "$run" serve-get limit-read "$size" dd if="$D/ours.tar" of=/dev/null bs=1M status=none
       stop_serve "$w" "$run"
     fi
     if [ "$w" = B ]; then # serving a 4 GiB bundle (issue #18): its peak RSS while 4 clients GET every blob
       start_serve "$D"
-      local blob_bytes; blob_bytes=$(awk -F'\t' '$4 !~ /manifest|index/ {n += $2} END {print n}' "$D/blobs.tsv")
+      local blob_bytes; blob_bytes=$(awk -F'\t' '$4 !~ /manifest|index/ {n += $2} END {printf "%.0f\n", n}' "$D/blobs.tsv")
       measure "$w" "$run" serve-get ours "$blob_bytes" "$SELF" serve-get "$D" "$SERVE"
       measure "$w" "$run" serve-get limit-read "$size" dd if="$D/ours.tar" of=/dev/null bs=1M status=none
       stop_serve "$w" "$run"
