@@ -46,9 +46,226 @@ def load(out):
     return rows, machine, summaries, skipped
 
 
+def load_baseline(out, doc):
+    """The ratios when issue 21 was filed: BENCH_DIR/baseline.tsv, else docs/bench/baseline.tsv."""
+    for path in (os.path.join(out, "baseline.tsv"),
+                 os.path.join(os.path.dirname(os.path.abspath(doc)), "bench", "baseline.tsv")):
+        if os.path.exists(path):
+            base = {"source": ""}
+            for line in open(path):
+                if line.startswith("# source: "):
+                    base["source"] = line[len("# source: "):].strip()
+                if line.startswith("#") or line.startswith("workload\t") or not line.strip():
+                    continue
+                w, phase, against, value = line.rstrip("\n").split("\t")
+                base[(w, phase, against)] = float(value)
+            return base
+    return {"source": ""}
+
+
+def fmt(x, nd=2):
+    return "—" if x is None else f"{x:.{nd}f}"
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def get_rate(rows, med, w, tool):
+    """MiB/s of a serve-get row: the bytes it moved over its median seconds."""
+    t = med(w, "serve-get", tool)
+    n = next((int(r["bytes"]) for r in rows
+              if r["workload"] == w and r["phase"] == "serve-get" and r["tool"] == tool), 0)
+    return None if not t or not n else n / MIB / t
+
+
+# Our commands whose `--json` summary carries `timings_ms` (bench.sh records
+# them as rows of phase profile-<phase>).
+PROFILED = (("create", "atp-bundler create"), ("verify", "atp-installer verify"),
+            ("install", "atp-installer install"), ("reinstall", "atp-installer install (again)"))
+
+
+def profile(secs, w, phase):
+    """[(name, median ms)] of one command's phases, in the order first recorded."""
+    out = []
+    for (w2, p, tool), v in secs.items():
+        if w2 == w and p == "profile-" + phase:
+            out.append((tool, statistics.median(v) * 1000))
+    return out
+
+
+def profile_text(secs, w, phase):
+    p = profile(secs, w, phase)
+    return ", ".join(f"{name} {ms:.0f}" for name, ms in p) + " ms" if p else ""
+
+
+def profiles_section(order, secs):
+    L = ["### Where the time goes (median ms per phase, from each command's `--json` `timings_ms`)", ""]
+    any_rows = False
+    for phase, label in PROFILED:
+        cells = [profile_text(secs, w, phase) or "—" for w in order]
+        if any(c != "—" for c in cells):
+            any_rows = True
+        L.append(f"| {label} | " + " | ".join(cells) + " |")
+    if not any_rows:
+        return []
+    head = ["| command | " + " | ".join(order) + " |", "|---|" + "---|" * len(order)]
+    return L[:2] + head + L[2:] + [""]
+
+
+def verdict(value, goal, at_most=True):
+    if value is None:
+        return "not measured"
+    if (value <= goal) if at_most else (value >= goal):
+        return "**met**"
+    if at_most:
+        return f"**not met** (missed by {(value / goal - 1) * 100:.0f} %: {value / goal:.2f}× the goal)"
+    return f"**not met** (missed by {(1 - value / goal) * 100:.0f} %: {value / goal:.2f} of the goal)"
+
+
+def goals_section(order, rows, size, summaries, med, peak, baseline):
+    """One row per goal: the target, the ratio when issue 21 was filed, this
+    run's, the verdict, and what bounds it, from rows of this same run."""
+    L = ["### Goals (issue #21, and #18 for serve): met, or by how much missed and what bounds it", ""]
+    src = baseline.get("source") or "the run when issue 21 was filed"
+    L.append(f"\"At filing\" is {src}. \"Bound\" is what this run measured beside it: "
+             "a physical ceiling, or the command's own per-phase profile.")
+    L.append("")
+    L.append("| goal | target | at filing | this run | verdict | what bounds it (this run) |")
+    L.append("|---|---|---:|---:|---|---|")
+    secs_of = {}
+    for r in rows:
+        if r["phase"].startswith("profile-"):
+            secs_of.setdefault((r["workload"], r["phase"], r["tool"]), []).append(float(r["seconds"]))
+
+    def prof(w, phase):
+        t = profile_text(secs_of, w, phase)
+        return f"profile: {t}" if t else ""
+
+    def row(goal, target, then, now, judged, *bounds, nd=2):
+        bound = "; ".join(b for b in bounds if b) or "—"
+        L.append(f"| {goal} | {target} | {fmt(then, nd)} | {fmt(now, nd)} | {judged} | {bound} |")
+
+    def limit(w):
+        v = [x for x in (med(w, "create", "limit-get"), med(w, "create", "limit-write")) if x is not None]
+        return max(v) if v else None
+
+    def inverse(x):
+        return None if not x else 1 / x
+
+    for w in order:
+        v = ratio(med(w, "verify", "limit-openssl"), med(w, "verify", "ours"))
+        row(f"{w} verify: throughput ÷ one `openssl dgst -sha256`", "≥ 1.6×",
+            inverse(baseline.get((w, "verify", "limit"))), v, verdict(v, 1.6, at_most=False),
+            "two cores: about 2× one openssl at most", prof(w, "verify"))
+    for w in order:
+        if w in ("A", "B"):
+            r = ratio(med(w, "reinstall", "ours"), med(w, "reinstall", "skopeo"))
+            floor = ratio(med(w, "verify", "ours"), med(w, "reinstall", "skopeo"))
+            row(f"{w} re-install ÷ skopeo's second copy", "≤ 1.0×", baseline.get((w, "reinstall", "peer")), r,
+                verdict(r, 1.0),
+                f"the re-verify it must do: `atp-installer verify` alone is {fmt(floor)}× skopeo's copy",
+                prof(w, "reinstall"))
+    for w in order:
+        c_o = med(w, "create", "ours")
+        if w in ("B", "C"):
+            b = ratio(c_o, limit(w))
+            row(f"{w} create ÷ the slower limit", "≤ 1.5×", baseline.get((w, "create", "limit")), b, verdict(b, 1.5),
+                f"limit: GET {fmt(med(w, 'create', 'limit-get'))} s, write {fmt(med(w, 'create', 'limit-write'))} s",
+                prof(w, "create"))
+        if w in ("A", "B"):
+            a = ratio(c_o, med(w, "create", "skopeo"))
+            row(f"{w} create ÷ skopeo", "≤ 0.5×", baseline.get((w, "create", "peer")), a, verdict(a, 0.5),
+                prof(w, "create"))
+    for w in order:
+        if w in ("B", "C"):
+            i = ratio(med(w, "install", "ours"), med(w, "install", "limit-ingest"))
+            row(f"{w} install ÷ the registry's ingest ceiling", "≤ 1.15×", baseline.get((w, "install", "limit")), i,
+                verdict(i, 1.15), prof(w, "install"))
+    if "C" in order:
+        r = med("C", "reinstall", "ours")
+        row(f"C re-install of {summaries.get('C', {}).get('images')} images (s, issue #9)", "< 3 s",
+            baseline.get(("C", "reinstall", "seconds")), r, verdict(r, 3.0), prof("C", "reinstall"))
+    for w in order:
+        if w not in ("A", "B"):
+            continue
+        worst = max(peak(w, p, t) or 0 for p, t in (("create", "ours"), ("verify", "ours"), ("install", "ours"),
+                                                     ("reinstall", "ours"), ("serve", "serve-rss")))
+        row(f"{w} memory: largest peak RSS of our commands (MiB)", "< 100", None, worst, verdict(worst, 100.0), nd=0)
+    if med("A", "serve", "ours") is not None:
+        s_r = ratio(med("A", "serve", "ours"), med("A", "serve", "registry"))
+        row("A serve: skopeo copy from `serve` ÷ from a docker-registry", "≤ 1.1×", None, s_r, verdict(s_r, 1.1))
+    for w in ("A", "B"):
+        g_rate = get_rate(rows, med, w, "ours")
+        read = med(w, "serve-get", "limit-read")
+        if g_rate is None or not read:
+            continue
+        page = size[(w, "ours")] / MIB / read
+        g = ratio(g_rate, page)
+        bound = []
+        o = med(w, "verify", "limit-openssl")
+        if o:
+            sha2 = 2 * size[(w, "ours")] / MIB / o
+            bound.append(f"every response is hashed before its last byte (verified = used): SHA-256 on both cores "
+                         f"is {sha2:.0f} MiB/s = {fmt(sha2 / page)}× the page-cache read, shared with the 4 clients")
+        sf = get_rate(rows, med, w, "limit-sendfile")
+        if sf is not None:
+            bound.append(f"sendfile without hashing reaches {fmt(sf / page)}×")
+        row(f"{w} serve: 4-parallel GET ÷ the page-cache read of the file", "≥ 0.8×", None, g,
+            verdict(g, 0.8, at_most=False), *bound)
+    if peak("B", "serve", "serve-rss") is not None:
+        r = peak("B", "serve", "serve-rss")
+        row(f"B serve: peak RSS serving the {fmt(size[('B', 'ours')] / MIB, 0)} MiB bundle to 4 clients (MiB)",
+            "< 64", None, r, verdict(r, 64.0), nd=0)
+    L.append("")
+    if "A" in order and "B" in order:
+        grow = [f"{p} {fmt(peak('A', p, 'ours'), 0)} → {fmt(peak('B', p, 'ours'), 0)}"
+                for p in ("create", "verify", "install")]
+        L.append(f"Memory from A to B, 4× the bytes (peak RSS, MiB): {', '.join(grow)}.")
+        L.append("")
+    return L
+
+
+def then_and_now(order, med, baseline):
+    """Every ratio of the tables above beside the same ratio when issue 21 was
+    filed: "nothing got slower" is checked here, not asserted."""
+    if len(baseline) <= 1:
+        return []
+    L = ["### Then and now: every ratio against its peer and its limit, at filing and in this run", ""]
+    L.append("Lower is better in every column (ours ÷ peer, ours ÷ limit); \"slower\" means over 5 % worse.")
+    L.append("")
+    L.append("| workload | phase | ours ÷ peer then | now | ours ÷ limit then | now | |")
+    L.append("|---|---|---:|---:|---:|---:|---|")
+    peer_tool = {"create": "skopeo", "verify": "sha256sum", "install": "skopeo", "reinstall": "skopeo"}
+    limit_of = {"verify": lambda w: med(w, "verify", "limit-openssl"),
+                "install": lambda w: med(w, "install", "limit-ingest"),
+                "create": lambda w: max([x for x in (med(w, "create", "limit-get"), med(w, "create", "limit-write"))
+                                         if x is not None], default=None)}
+    slower = []
+    for w in order:
+        for phase in ("create", "verify", "install", "reinstall"):
+            ours = med(w, phase, "ours")
+            now_p = ratio(ours, med(w, phase, peer_tool[phase]))
+            now_l = ratio(ours, limit_of[phase](w)) if phase in limit_of else None
+            then_p, then_l = baseline.get((w, phase, "peer")), baseline.get((w, phase, "limit"))
+            if then_p is None and then_l is None:
+                continue
+            worse = [n for t, n in ((then_p, now_p), (then_l, now_l)) if t and n and n > t * 1.05]
+            mark = "slower" if worse else ""
+            if worse:
+                slower.append(f"{w} {phase}")
+            label = "re-install" if phase == "reinstall" else phase
+            L.append(f"| {w} | {label} | {fmt(then_p)} | {fmt(now_p)} | {fmt(then_l)} | {fmt(now_l)} | {mark} |")
+    L.append("")
+    L.append("Slower than at filing: " + (", ".join(slower) if slower else "nothing") + ".")
+    L.append("")
+    return L
+
+
 def main():
     out, doc = sys.argv[1], sys.argv[2]
     rows, machine, summaries, skipped = load(out)
+    baseline = load_baseline(out, doc)
     secs = collections.defaultdict(list)
     rss = collections.defaultdict(list)
     size = {}
@@ -150,7 +367,10 @@ def main():
     L.append("| serve (A only) | `skopeo copy --all` of every image from `atp-installer serve --layout flat` of our bundle "
              "into an empty registry | the same copies from the source docker-registry | — |")
     L.append("| serve GET (A and B) | 4-parallel `curl` GET of every blob from `serve` (at B with serve's peak RSS) | — "
-             "| `dd` of the (page-cached) bundle to /dev/null: the rate the file can be read at |")
+             "| `dd` of the (page-cached) bundle to /dev/null: the rate the file can be read at; the same GETs from "
+             "`scripts/bench-fileserver.py` (sendfile of the untarred blobs: no hashing, no copy through user space) |")
+    L.append("| profile | each of our commands runs with `--json`; its `timings_ms` (per-phase wall time) become the "
+             "profile rows below | — | — |")
     L.append("")
     L.append("### Medians (seconds) and ratios")
     L.append("")
@@ -187,12 +407,20 @@ def main():
                           if r["workload"] == "A" and r["phase"] == "serve-get" and r["tool"] == "ours"), 0)
         g_rate = None if not g_o else get_bytes / MIB / g_o
         l_rate = rate("A", g_l)
+        def sendfile_row(w, prefix):
+            sf = get_rate(rows, med, w, "limit-sendfile")
+            if sf is not None:
+                L.append(f"| {prefix}the same GETs (MiB/s) | {f(get_rate(rows, med, w, 'ours'), 0)} "
+                         f"| {f(sf, 0)} (from a sendfile server of the untarred blobs: no hashing, no copy) "
+                         f"| {f(ratio(get_rate(rows, med, w, 'ours'), sf))} |")
+
         L.append("| measure | serve | reference | serve ÷ reference |")
         L.append("|---|---:|---:|---:|")
         L.append(f"| skopeo copy of every image into an empty registry (s) | {f(s_o)} | {f(s_r)} (from docker-registry) "
                  f"| {f(ratio(s_o, s_r))} |")
         L.append(f"| GET of every blob, 4 in flight (MiB/s) | {f(g_rate, 0)} | {f(l_rate, 0)} (page-cache read of the file) "
                  f"| {f(ratio(g_rate, l_rate))} |")
+        sendfile_row("A", "")
         L.append(f"| peak RSS of `atp-installer serve` (MiB) | {f(peak('A', 'serve', 'serve-rss'), 0)} | — | — |")
         if med("B", "serve-get", "ours") is not None:
             b_bytes = next((int(r["bytes"]) for r in rows
@@ -203,6 +431,7 @@ def main():
             b_size = f(size[("B", "ours")] / MIB, 0)
             L.append(f"| B ({b_size} MiB): GET of every blob, 4 in flight (MiB/s) | {f(b_rate, 0)} | {f(b_lim, 0)} "
                      f"(page-cache read of the file) | {f(ratio(b_rate, b_lim))} |")
+            sendfile_row("B", f"B ({b_size} MiB): ")
             L.append(f"| B ({b_size} MiB): peak RSS of `atp-installer serve` (MiB) | {f(peak('B', 'serve', 'serve-rss'), 0)} "
                      f"| — | — |")
         L.append("")
@@ -220,75 +449,9 @@ def main():
     ]:
         L.append(f"| {label} | " + " | ".join(f(peak(w, phase, tool), 0) for w in order) + " |")
     L.append("")
-    L.append("### Goals (issue #21, and #18 for serve), as measured above")
-    L.append("")
-
-    def verdict(value, goal, at_most=True):
-        if value is None:
-            return "not measured"
-        if (value <= goal) if at_most else (value >= goal):
-            return "**met**"
-        if at_most:
-            return f"**not met** (missed by {(value / goal - 1) * 100:.0f} %: {value / goal:.2f}× the goal)"
-        return f"**not met** (missed by {(1 - value / goal) * 100:.0f} %: {value / goal:.2f} of the goal)"
-
-    def limit(w):
-        v = [x for x in (med(w, "create", "limit-get"), med(w, "create", "limit-write")) if x is not None]
-        return max(v) if v else None
-
-    for w in order:
-        v = ratio(med(w, "verify", "limit-openssl"), med(w, "verify", "ours"))
-        L.append(f"- {w} verify: {f(v)}× the throughput of one `openssl dgst -sha256` (goal ≥ 1.6×) "
-                 f"{verdict(v, 1.6, at_most=False)}.")
-    for w in order:
-        if w in ("A", "B"):
-            r = ratio(med(w, "reinstall", "ours"), med(w, "reinstall", "skopeo"))
-            L.append(f"- {w} re-install: {f(r)}× skopeo's second copy (goal ≤ 1.0×) {verdict(r, 1.0)}.")
-    for w in order:
-        c_o = med(w, "create", "ours")
-        if w in ("B", "C"):
-            b = ratio(c_o, limit(w))
-            L.append(f"- {w} create: {f(b)}× the slower limit (goal ≤ 1.5×) {verdict(b, 1.5)}.")
-        if w in ("A", "B"):
-            a = ratio(c_o, med(w, "create", "skopeo"))
-            L.append(f"- {w} create: {f(a)}× skopeo (goal ≤ 0.5×) {verdict(a, 0.5)}.")
-    for w in order:
-        if w in ("B", "C"):
-            i = ratio(med(w, "install", "ours"), med(w, "install", "limit-ingest"))
-            L.append(f"- {w} install: {f(i)}× the registry's ingest ceiling (goal ≤ 1.15×) {verdict(i, 1.15)}.")
-    if "C" in order:
-        r = med("C", "reinstall", "ours")
-        L.append(f"- C re-install of {summaries.get('C', {}).get('images')} images: {f(r)} s "
-                 f"(goal < 3 s, issue #9) {verdict(r, 3.0)}.")
-    for w in order:
-        if w not in ("A", "B"):
-            continue
-        worst = max(peak(w, p, t) or 0 for p, t in (("create", "ours"), ("verify", "ours"), ("install", "ours"),
-                                                     ("reinstall", "ours"), ("serve", "serve-rss")))
-        L.append(f"- {w} memory: largest peak RSS of our commands {worst:.0f} MiB (goal < 100 MiB) "
-                 f"{verdict(worst, 100.0)}.")
-    if "A" in order and "B" in order:
-        grow = []
-        for p in ("create", "verify", "install"):
-            a, b = peak("A", p, "ours"), peak("B", p, "ours")
-            grow.append(f"{p} {f(a, 0)} → {f(b, 0)}")
-        L.append(f"- flat memory from A to B (MiB): {', '.join(grow)}.")
-    if med("A", "serve", "ours") is not None:
-        s_r = ratio(med("A", "serve", "ours"), med("A", "serve", "registry"))
-        L.append(f"- A serve: skopeo copies from `serve` in {f(s_r)}× the time from a docker-registry "
-                 f"(goal ≤ 1.1×) {verdict(s_r, 1.1)}.")
-        get_bytes = next((int(r["bytes"]) for r in rows
-                          if r["workload"] == "A" and r["phase"] == "serve-get" and r["tool"] == "ours"), 0)
-        g_o, g_l = med("A", "serve-get", "ours"), med("A", "serve-get", "limit-read")
-        g = ratio(None if not g_o else get_bytes / MIB / g_o, rate("A", g_l))
-        L.append(f"- A serve: 4-parallel GETs at {f(g)}× the page-cache read rate of the file (goal ≥ 0.8×) "
-                 f"{verdict(g, 0.8, at_most=False)}.")
-    if peak("B", "serve", "serve-rss") is not None:
-        r = peak("B", "serve", "serve-rss")
-        L.append(f"- B serve: peak RSS {f(r, 0)} MiB serving the {f(size[('B', 'ours')] / MIB, 0)} MiB bundle to 4 "
-                 f"clients at once "
-                 f"(goal < 64 MiB) {verdict(r, 64.0)}.")
-    L.append("")
+    L.extend(profiles_section(order, secs))
+    L.extend(goals_section(order, rows, size, summaries, med, peak, baseline))
+    L.extend(then_and_now(order, med, baseline))
     if machine.get("tiny"):
         L.append(f"Raw per-run rows: `{os.path.join(out, 'results.tsv')}` (a dry run: not committed).")
     else:

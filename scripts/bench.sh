@@ -147,15 +147,37 @@ cleanup() {
 trap cleanup EXIT
 
 # measure W RUN PHASE TOOL BYTES CMD...: one timed command into results.tsv
+# (its standard output to the log, or to MEASURE_STDOUT when that is set)
 measure() {
   local w=$1 run=$2 phase=$3 tool=$4 bytes=$5; shift 5
-  local tf=$OUT/time.out
-  if ! /usr/bin/time -f '%e %M' -o "$tf" "$@" >> "$LOG" 2>&1; then
+  local tf=$OUT/time.out out=${MEASURE_STDOUT:-$LOG}
+  [ -n "${MEASURE_STDOUT:-}" ] && : > "$out"
+  if ! /usr/bin/time -f '%e %M' -o "$tf" "$@" >> "$out" 2>> "$LOG"; then
     echo "bench: $phase/$tool failed: $*" >&2; tail -n 30 "$LOG" >&2; exit 1
   fi
   local secs rss; read -r secs rss < <(tail -n 1 "$tf")
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$run" "$phase" "$tool" "$secs" "$rss" "$bytes" >> "$RESULTS"
   say "$w run $run  $phase  $tool: ${secs}s  peak RSS $((rss / 1024)) MiB"
+}
+
+# profiled W RUN PHASE BYTES CMD...: `measure` of one of our commands run with
+# --json, then each `timings_ms` entry of its summary as a row
+# (phase profile-PHASE, tool = the timing's name, seconds): the per-phase
+# profile that says what bounds each number (issue #21).
+profiled() {
+  local w=$1 run=$2 phase=$3 bytes=$4; shift 4
+  MEASURE_STDOUT=$OUT/summary.out measure "$w" "$run" "$phase" ours "$bytes" "$@" --json
+  python3 - "$OUT/summary.out" "$w" "$run" "$phase" >> "$RESULTS" <<'PY'
+import json, sys
+path, w, run, phase = sys.argv[1:5]
+try:
+    timings = json.load(open(path)).get("timings_ms") or {}
+except ValueError:
+    timings = {}
+for name, ms in timings.items():
+    if isinstance(ms, (int, float)):
+        print(f"{w}\t{run}\tprofile-{phase}\t{name}\t{ms / 1000:.3f}\t0\t0")
+PY
 }
 
 # The serve row (issue #18): `atp-installer serve` of our bundle under
@@ -178,6 +200,20 @@ stop_serve() {
   printf '%s\t%s\tserve\tserve-rss\t%s\t%s\t0\n' "$1" "$2" "$secs" "$rss" >> "$RESULTS"
   say "$1 run $2  serve peak RSS $((rss / 1024)) MiB"
   SERVE_TPID=
+}
+
+# serve_get_refs W RUN BLOB_BYTES: the two references for serve's GET row:
+# `dd` of the cached bundle (the rate the file can be read at) and the same
+# GETs from `bench-fileserver.py` (sendfile from the untarred blobs: no
+# hashing, no copy through user space; what HTTP on loopback carries at all)
+serve_get_refs() {
+  local w=$1 run=$2 bytes=$3 D=$OUT/$1 port; port=$(free_port)
+  measure "$w" "$run" serve-get limit-read "$size" dd if="$D/ours.tar" of=/dev/null bs=1M status=none
+  python3 scripts/bench-fileserver.py "$port" "$D/untar/blobs/sha256" >> "$LOG" 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+  measure "$w" "$run" serve-get limit-sendfile "$bytes" "$SELF" serve-get "$D" "127.0.0.1:$port"
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
 }
 
 export ATP_KEY_PASSWORD=""
@@ -240,7 +276,7 @@ bench_workload() {
     rm -rf "$D/ours.tar" "$D/peer.tar" "$D/peer-oci" "$D/untar"
     for who in $first $([ "$first" = ours ] && echo peer || echo ours); do
       if [ "$who" = ours ]; then
-        measure "$w" "$run" create ours 0 "$BIN/atp-bundler" -q create --spec "$D/spec.yaml" --key "$OUT/key.key" \
+        profiled "$w" "$run" create 0 "$BIN/atp-bundler" -q create --spec "$D/spec.yaml" --key "$OUT/key.key" \
           --output "$D/ours.tar" --plain-http "$SRC"
       else
         measure "$w" "$run" create skopeo 0 "$SELF" peer-create "$D" "$SRC"
@@ -263,7 +299,7 @@ bench_workload() {
     # verify (all three read the same, page-cached, file: read it once first,
     # so the first of them does not pay for what skopeo's files pushed out)
     cat "$D/ours.tar" > /dev/null
-    measure "$w" "$run" verify ours "$size" "$BIN/atp-installer" -q verify "$D/ours.tar" --key "$OUT/key.pub"
+    profiled "$w" "$run" verify "$size" "$BIN/atp-installer" -q verify "$D/ours.tar" --key "$OUT/key.pub"
     measure "$w" "$run" verify sha256sum "$size" sha256sum "$D/ours.tar"
     measure "$w" "$run" verify limit-openssl "$size" openssl dgst -sha256 "$D/ours.tar"
 
@@ -274,7 +310,7 @@ bench_workload() {
       if [ "$who" = ours ]; then
         local st=$D/state-$run; rm -rf "$st"
         for phase in install reinstall; do
-          measure "$w" "$run" "$phase" ours "$size" "$BIN/atp-installer" -q install "$D/ours.tar" --key "$OUT/key.pub" \
+          profiled "$w" "$run" "$phase" "$size" "$BIN/atp-installer" -q install "$D/ours.tar" --key "$OUT/key.pub" \
             --registry "$DST" --plain-http --state-dir "$st"
         done
       else
@@ -300,14 +336,14 @@ bench_workload() {
       done
       local blob_bytes; blob_bytes=$(awk -F'\t' '$4 !~ /manifest|index/ {n += $2} END {printf "%.0f\n", n}' "$D/blobs.tsv")
       measure "$w" "$run" serve-get ours "$blob_bytes" "$SELF" serve-get "$D" "$SERVE"
-      measure "$w" "$run" serve-get limit-read "$size" dd if="$D/ours.tar" of=/dev/null bs=1M status=none
+      serve_get_refs "$w" "$run" "$blob_bytes"
       stop_serve "$w" "$run"
     fi
     if [ "$w" = B ]; then # serving a 4 GiB bundle (issue #18): its peak RSS while 4 clients GET every blob
       start_serve "$D"
       local blob_bytes; blob_bytes=$(awk -F'\t' '$4 !~ /manifest|index/ {n += $2} END {printf "%.0f\n", n}' "$D/blobs.tsv")
       measure "$w" "$run" serve-get ours "$blob_bytes" "$SELF" serve-get "$D" "$SERVE"
-      measure "$w" "$run" serve-get limit-read "$size" dd if="$D/ours.tar" of=/dev/null bs=1M status=none
+      serve_get_refs "$w" "$run" "$blob_bytes"
       stop_serve "$w" "$run"
     fi
     # the registry's own ingest ceiling for the same blobs (from the untarred layout)
