@@ -26,6 +26,7 @@ use atp_bundle::verify::TopLevel;
 use atp_bundle::Digest;
 use atp_registry::copy::{self, ImageCopy, Plan};
 use atp_registry::mapping::{self, SourceRef};
+use atp_registry::referrers::Holders;
 use atp_registry::Repository;
 use serde::Serialize;
 
@@ -225,10 +226,9 @@ pub fn prepare(
 /// `relied_on`.
 ///
 /// A referrer lands in every repository that holds the manifest it refers
-/// to: the repository of the image its `referrer-of` names, and any other
-/// image of the bundle with the same manifest under another name (the bundle
-/// carries a referrer once, for the first image that brought it). A nested
-/// referrer follows the referrer it refers to.
+/// to, first the repository of the image its `referrer-of` names (the bundle
+/// carries a referrer once, for the first image that brought it): the rule
+/// is [`Holders`].
 fn plan_referrers(
     bundle: &VerifiedBundle,
     images: &[TopLevel],
@@ -243,15 +243,7 @@ fn plan_referrers(
         .collect();
     // Which repositories hold each manifest: the images' own, then each
     // referrer's, in bundle order (a referrer's subject comes first).
-    let mut holders: HashMap<Digest, Vec<Repository>> = HashMap::new();
-    for c in copies.iter() {
-        for (d, _) in &c.manifests {
-            let repos = holders.entry(d.digest.clone()).or_default();
-            if !repos.contains(&c.target) {
-                repos.push(c.target.clone());
-            }
-        }
-    }
+    let mut holders = Holders::new(copies);
     let mut planned = Vec::new();
     for top in bundle.report.referrers() {
         let bad = |reason: String| {
@@ -263,15 +255,8 @@ fn plan_referrers(
         let r = CarriedReferrer::from_descriptor(&top.descriptor).map_err(bad)?;
         let first = repo_of
             .get(r.referrer_of.as_str())
-            .ok_or_else(|| bad(format!("names no image of the bundle ({})", r.referrer_of)))?
-            .clone();
-        let mut targets = vec![first];
-        for repo in holders.get(&r.subject).into_iter().flatten() {
-            if !targets.contains(repo) {
-                targets.push(repo.clone());
-            }
-        }
-        holders.insert(r.digest.clone(), targets.clone());
+            .ok_or_else(|| bad(format!("names no image of the bundle ({})", r.referrer_of)))?;
+        let targets = holders.place(first, &r.subject, &r.digest);
         let source = format!("{} (referrer {})", r.referrer_of, r.digest);
         let walked = copy::walk_image(
             &source,

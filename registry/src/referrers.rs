@@ -32,6 +32,9 @@
 //!
 //! A carried cosign tag is merged the way cosign adds a signature, never
 //! replacing the site's own (`cosign`: [`update_cosign_tag`]).
+//!
+//! Which repositories a carried referrer lands in is one rule, [`Holders`]
+//! (`placement`), for `install` and `sync` alike.
 
 use std::collections::BTreeMap;
 
@@ -469,9 +472,11 @@ struct Annotations {
 }
 
 mod cosign;
+mod placement;
 mod prune;
 mod wire;
 
+pub use placement::Holders;
 pub use prune::{prune_fallback_index, remove_from_fallback_index, Pruned, Removal};
 
 pub use cosign::{

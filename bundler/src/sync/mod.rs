@@ -48,6 +48,7 @@ use atp_bundle::progress::Progress;
 use atp_bundle::Digest;
 use atp_registry::copy::{self, CopyError, ImageCopy, Plan};
 use atp_registry::mapping::{self, Layout, MappingError, SourceRef};
+use atp_registry::referrers::Holders;
 use atp_registry::{Client, ClientOptions, RegistryConfig, Repository, RetryPolicy};
 
 use crate::create::CreateError;
@@ -378,9 +379,9 @@ fn plan(opts: &SyncOptions, images: Vec<ResolvedImage>) -> Result<Planned, SyncE
 }
 
 /// Append each referrer's copy after the images, into its image's target
-/// repository and every other one that holds its subject (one image under
-/// two names: the referrer is found once, both names get it; a nested
-/// referrer follows the one it refers to), and list the OCI referrers for
+/// repository and every other one that holds its subject (the rule is
+/// [`Holders`]: one image under two names, the referrer is found once, both
+/// names get it), and list the OCI referrers for
 /// each target's fallback index. A cosign-tagged referrer is copied by
 /// digest only; its tag is returned, to write after the copy.
 fn place_referrers(
@@ -388,26 +389,12 @@ fn place_referrers(
     copies: &mut Vec<ImageCopy>,
     from: &mut Vec<String>,
 ) -> (Vec<FallbackAddition>, Vec<CosignTag>) {
-    let mut holders: HashMap<Digest, Vec<Repository>> = HashMap::new();
-    for c in copies.iter() {
-        for (d, _) in &c.manifests {
-            let repos = holders.entry(d.digest.clone()).or_default();
-            if !repos.contains(&c.target) {
-                repos.push(c.target.clone());
-            }
-        }
-    }
+    let mut holders = Holders::new(copies);
     let mut additions: Vec<FallbackAddition> = Vec::new();
     let mut cosign: Vec<CosignTag> = Vec::new();
     for (mut copy, subject, listed, read_from) in pending {
         let tag = copy.tag.take();
-        let mut targets = vec![copy.target.clone()];
-        for repo in holders.get(&subject).into_iter().flatten() {
-            if !targets.contains(repo) {
-                targets.push(repo.clone());
-            }
-        }
-        holders.insert(copy.root.digest.clone(), targets.clone());
+        let targets = holders.place(&copy.target, &subject, &copy.root.digest);
         for target in targets {
             if let Some(listed) = &listed {
                 match additions
