@@ -303,41 +303,23 @@ fn plan(opts: &SyncOptions, images: Vec<ResolvedImage>) -> Result<Planned, SyncE
                 })
             }
         });
-        let walked = copy::walk_image(
+        let walked = walk_resolved(
+            &img,
             &img.reference,
             &img.root,
-            &mut |d| {
-                img.manifests
-                    .get(&d.digest)
-                    .cloned()
-                    .ok_or_else(|| "the manifest was not resolved".to_string())
-            },
-            &HashSet::new(),
+            "the manifest was not resolved",
+            &mut origins,
         )?;
-        for (d, _) in &walked.blobs {
-            origins
-                .entry(d.clone())
-                .or_insert_with(|| img.origin.clone());
-        }
         let target = Repository::new(&opts.target_registry, &map[&src.repository()])?;
         for r in &img.referrers {
             let source = format!("{} (referrer {})", img.reference, r.descriptor.digest);
-            let walked = copy::walk_image(
+            let walked = walk_resolved(
+                &img,
                 &source,
                 &r.descriptor,
-                &mut |d| {
-                    img.manifests
-                        .get(&d.digest)
-                        .cloned()
-                        .ok_or_else(|| "the referrer's manifest was not resolved".to_string())
-                },
-                &HashSet::new(),
+                "the referrer's manifest was not resolved",
+                &mut origins,
             )?;
-            for (d, _) in &walked.blobs {
-                origins
-                    .entry(d.clone())
-                    .or_insert_with(|| img.origin.clone());
-            }
             let listed = match r.tag {
                 Some(_) => None,
                 None => {
@@ -376,6 +358,36 @@ fn plan(opts: &SyncOptions, images: Vec<ResolvedImage>) -> Result<Planned, SyncE
         additions,
         cosign,
     })
+}
+
+/// Walk `root` (`img` itself or one of its referrers, named `source` in
+/// messages) through the manifests `img` resolved (`missing`: why one that
+/// is not there fails), and read each of its blobs from `img`'s origin
+/// unless an earlier image already gives one.
+fn walk_resolved(
+    img: &ResolvedImage,
+    source: &str,
+    root: &Descriptor,
+    missing: &str,
+    origins: &mut HashMap<Digest, Origin>,
+) -> Result<copy::Walked, SyncError> {
+    let walked = copy::walk_image(
+        source,
+        root,
+        &mut |d| {
+            img.manifests
+                .get(&d.digest)
+                .cloned()
+                .ok_or_else(|| missing.to_string())
+        },
+        &HashSet::new(),
+    )?;
+    for (d, _) in &walked.blobs {
+        origins
+            .entry(d.clone())
+            .or_insert_with(|| img.origin.clone());
+    }
+    Ok(walked)
 }
 
 /// Append each referrer's copy after the images, into its image's target
