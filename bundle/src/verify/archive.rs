@@ -1,6 +1,6 @@
 //! The tar structure of a bundle as the verifier walks it: headers, entry
-//! types, paths, padding, the end of the archive, the three fixed entries and
-//! the signature check that gates all trust.
+//! types, paths, padding and the end of the archive; `fixed` holds the three
+//! fixed entries and the signature check that gates all trust.
 //!
 //! Never trusts a header beyond what its checksum and canonical form allow,
 //! and never reads past a damaged header it cannot skip by size.
@@ -8,13 +8,12 @@
 use std::io::{self, Read};
 
 use crate::format::ustar::{self, BLOCK};
-use crate::format::{
-    annotation as ann, ImageIndex, BLOB_PREFIX, INDEX_PATH, MAX_INDEX_SIZE, MAX_SIGNATURE_SIZE,
-    OCI_LAYOUT_BYTES, OCI_LAYOUT_PATH, SIGNATURE_PATH,
-};
+use crate::format::{BLOB_PREFIX, INDEX_PATH, OCI_LAYOUT_PATH, SIGNATURE_PATH};
 use crate::Digest;
 
 use super::{Finding, FindingKind, Stop, Verifier, VisitBlob};
+
+mod fixed;
 
 fn kind_of_type(t: u8) -> &'static str {
     match t {
@@ -170,20 +169,6 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
             );
         }
         Ok(())
-    }
-
-    pub(super) fn check_fixed_entries_present(&mut self, at: u64) {
-        for p in [OCI_LAYOUT_PATH, INDEX_PATH, SIGNATURE_PATH] {
-            if !self.paths.contains(p) {
-                self.find(
-                    FindingKind::MissingEntry,
-                    None,
-                    Some(p),
-                    at,
-                    format!("the bundle has no {p} entry"),
-                );
-            }
-        }
     }
 
     /// Bytes of data and padding of an entry of `size` bytes whose header
@@ -416,64 +401,8 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
         let position = self.entries;
         self.entries += 1;
         match path.as_str() {
-            OCI_LAYOUT_PATH => {
-                self.fixed_position(position, 0, &path, h_off);
-                if size > 4096 {
-                    self.find(
-                        FindingKind::BadLayout,
-                        None,
-                        Some(&path),
-                        h_off,
-                        format!("oci-layout is {size} bytes"),
-                    );
-                    return self.skip(size, &path, h_off);
-                }
-                let bytes = self.read_small(size, None, &path, h_off)?;
-                if bytes != OCI_LAYOUT_BYTES {
-                    self.find(
-                        FindingKind::BadLayout,
-                        None,
-                        Some(&path),
-                        h_off,
-                        format!(
-                            "oci-layout must be exactly {}",
-                            String::from_utf8_lossy(OCI_LAYOUT_BYTES)
-                        ),
-                    );
-                }
-                Ok(())
-            }
-            INDEX_PATH => {
-                self.fixed_position(position, 1, &path, h_off);
-                if size > MAX_INDEX_SIZE {
-                    self.find(
-                        FindingKind::BadIndex,
-                        None,
-                        Some(&path),
-                        h_off,
-                        format!("index.json is {size} bytes, over the 4 MiB limit"),
-                    );
-                    self.skip(size, &path, h_off)?;
-                    return Err(Stop);
-                }
-                let bytes = self.read_small(size, None, &path, h_off)?;
-                self.index_bytes = Some((bytes, h_off));
-                Ok(())
-            }
-            SIGNATURE_PATH => {
-                self.fixed_position(position, 2, &path, h_off);
-                if size > MAX_SIGNATURE_SIZE {
-                    self.find(
-                        FindingKind::BadSignature,
-                        None,
-                        Some(&path),
-                        h_off,
-                        format!("signature entry is {size} bytes"),
-                    );
-                    return Err(Stop);
-                }
-                let sig = self.read_small(size, None, &path, h_off)?;
-                self.check_signature(&sig, h_off)
+            OCI_LAYOUT_PATH | INDEX_PATH | SIGNATURE_PATH => {
+                self.fixed_entry(&path, position, size, h_off)
             }
             _ => {
                 let digest = path
@@ -503,64 +432,5 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
                 self.blob(digest, size, h_off, &path)
             }
         }
-    }
-
-    pub(super) fn fixed_position(&mut self, position: u64, want: u64, path: &str, h_off: u64) {
-        if position != want {
-            self.find(
-                FindingKind::WrongOrder,
-                None,
-                Some(path),
-                h_off,
-                format!(
-                    "{path} must be entry {} but is entry {}",
-                    want + 1,
-                    position + 1
-                ),
-            );
-        }
-    }
-
-    pub(super) fn check_signature(&mut self, sig: &[u8], h_off: u64) -> Result<(), Stop> {
-        let Some((index, index_off)) = self.index_bytes.take() else {
-            self.find(
-                FindingKind::MissingEntry,
-                None,
-                Some(INDEX_PATH),
-                h_off,
-                "signature found but no index.json before it; stopped reading".into(),
-            );
-            return Err(Stop);
-        };
-        let ours = crate::keys::fingerprint(self.key);
-        // Untrusted peek, only to explain a key mismatch well.
-        let claimed = serde_json::from_slice::<ImageIndex>(&index)
-            .ok()
-            .and_then(|i| i.annotations.get(ann::KEY_FINGERPRINT).cloned());
-        if let Some(theirs) = claimed.filter(|t| *t != ours) {
-            self.find(
-                FindingKind::WrongKey,
-                None,
-                Some(SIGNATURE_PATH),
-                h_off,
-                format!("bundle says it was signed by key {theirs}, but the trusted key is {ours}; hint: pass the public key that matches {theirs}, or ask the publisher which key signed this bundle"),
-            );
-            return Err(Stop);
-        }
-        let sig_text = String::from_utf8_lossy(sig);
-        if let Err(e) = crate::sign::verify(self.key, &index, &sig_text) {
-            self.find(
-                FindingKind::BadSignature,
-                None,
-                Some(SIGNATURE_PATH),
-                h_off,
-                format!("{e}; nothing in the bundle is trusted, stopped reading"),
-            );
-            return Err(Stop);
-        }
-        self.trusted = true;
-        self.report.index_digest = Some(Digest::of(&index));
-        self.trust_index(&index, index_off);
-        Ok(())
     }
 }

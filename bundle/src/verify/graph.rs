@@ -1,6 +1,7 @@
 //! The blob graph, once `index.json` is trusted: announce descriptors,
-//! check each blob's size, digest and depth-first position, parse manifests
-//! and the bundle config, and report what is missing at the end.
+//! check each blob's size, digest and depth-first position, and report what
+//! is missing at the end; `content` parses what a verified manifest or the
+//! bundle config says.
 //!
 //! Only content whose digest held is ever parsed; nothing here reads or
 //! writes files.
@@ -9,15 +10,16 @@ use std::io::Read;
 
 use crate::digest::Hasher;
 use crate::format::info::format_time;
-use crate::format::manifest::Manifest;
 use crate::format::ustar::BLOCK;
 use crate::format::{
-    annotation as ann, json, media, role, BundleConfig, BundleInfo, Descriptor, ImageIndex,
-    ManifestKind, INDEX_PATH, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, OCI_LAYOUT_PATH,
+    annotation as ann, json, media, role, BundleInfo, Descriptor, ImageIndex, ManifestKind,
+    INDEX_PATH, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, OCI_LAYOUT_PATH,
 };
 use crate::Digest;
 
 use super::{Announced, BlobLocation, FindingKind, Stop, TopLevel, Verifier, VisitBlob};
+
+mod content;
 
 impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
     pub(super) fn trust_index(&mut self, bytes: &[u8], at: u64) {
@@ -345,139 +347,6 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
             self.manifest(&digest, &a.media_type, &kept, h_off);
         }
         Ok(())
-    }
-
-    pub(super) fn manifest(&mut self, digest: &Digest, media_type: &str, bytes: &[u8], h_off: u64) {
-        let parsed = match Manifest::parse(media_type, bytes, &digest.to_string()) {
-            Ok(m) => m,
-            Err(e) => {
-                self.damaged.push(digest.clone());
-                self.find(
-                    FindingKind::BadManifest,
-                    Some(digest),
-                    None,
-                    h_off,
-                    e.to_string(),
-                );
-                return;
-            }
-        };
-        let parent = digest.to_string();
-        let is_bundle_artifact = self
-            .report
-            .index
-            .as_ref()
-            .and_then(|i| i.manifests.first())
-            .map(|d| d.digest == *digest)
-            .unwrap_or(false);
-        self.referrer_manifest(digest, bytes, h_off);
-        if let Manifest::Index(i) = &parsed {
-            let listed = i.manifests.iter().map(|c| c.digest.clone()).collect();
-            self.index_children.insert(digest.clone(), listed);
-        }
-        let children: Vec<(Descriptor, bool)> = match &parsed {
-            Manifest::Index(i) => i.manifests.iter().map(|c| (c.clone(), false)).collect(),
-            Manifest::Image(m) => {
-                if is_bundle_artifact {
-                    if m.config.media_type == media::BUNDLE_CONFIG {
-                        self.config_digest = Some(m.config.digest.clone());
-                    } else {
-                        self.find(
-                            FindingKind::BadManifest,
-                            Some(digest),
-                            None,
-                            h_off,
-                            format!(
-                                "bundle artifact config has media type {}, expected {}",
-                                m.config.media_type,
-                                media::BUNDLE_CONFIG
-                            ),
-                        );
-                    }
-                }
-                self.file_titles(digest, &m.layers, h_off);
-                std::iter::once((m.config.clone(), false))
-                    .chain(m.layers.iter().map(|l| (l.clone(), !is_bundle_artifact)))
-                    .collect()
-            }
-        };
-        for (c, omittable) in &children {
-            self.announce(c, *omittable, &parent, h_off);
-        }
-        self.stack
-            .extend(children.into_iter().rev().map(|(c, _)| c.digest));
-    }
-
-    /// A file-set layer's title is the path the file is installed under:
-    /// refuse one that could leave the model cache folder, here, so that
-    /// `verify` refuses what `install` would and nothing is pushed first.
-    fn file_titles(&mut self, digest: &Digest, layers: &[Descriptor], h_off: u64) {
-        for l in layers.iter().filter(|l| l.media_type == media::FILE_LAYER) {
-            let Some(title) = l.annotation(ann::TITLE) else {
-                continue;
-            };
-            if let Err(reason) = crate::assemble::check_file_path(title) {
-                self.find(
-                    FindingKind::UnsafePath,
-                    Some(digest),
-                    None,
-                    h_off,
-                    format!("file set layer {} is titled {title:?}: {reason}", l.digest),
-                );
-            }
-        }
-    }
-
-    pub(super) fn bundle_config(&mut self, digest: &Digest, bytes: &[u8], h_off: u64) {
-        let config: BundleConfig = match serde_json::from_slice(bytes) {
-            Ok(c) => c,
-            Err(e) => {
-                self.find(
-                    FindingKind::BadManifest,
-                    Some(digest),
-                    None,
-                    h_off,
-                    format!("bundle config: {e}"),
-                );
-                return;
-            }
-        };
-        if let Some(info) = self.report.info.clone() {
-            let same = config.name == info.name
-                && config.version == info.version
-                && config.channel == info.channel
-                && config.sequence == info.sequence
-                && config.created == info.created;
-            if !same {
-                self.find(FindingKind::BadManifest, Some(digest), None, h_off, "bundle config disagrees with the index.json annotations (name, version, channel, sequence or created)".into());
-            }
-            if info.delta != config.delta.is_some() {
-                self.find(
-                    FindingKind::BadManifest,
-                    Some(digest),
-                    None,
-                    h_off,
-                    "delta annotation and bundle config delta section disagree".into(),
-                );
-            }
-        }
-        for f in &config.files {
-            if let Err(reason) = crate::assemble::check_file_path(&f.path) {
-                self.find(
-                    FindingKind::UnsafePath,
-                    Some(digest),
-                    None,
-                    h_off,
-                    format!(
-                        "bundle config lists file {:?} of set {:?}: {reason}",
-                        f.path, f.set
-                    ),
-                );
-            }
-        }
-        self.omitted = config.omitted().iter().cloned().collect();
-        self.report.omitted = config.omitted().to_vec();
-        self.report.config = Some(config);
     }
 
     pub(super) fn finish(&mut self) {
