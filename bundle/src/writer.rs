@@ -17,6 +17,7 @@ use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use p256::ecdsa::VerifyingKey;
 use time::OffsetDateTime;
@@ -270,6 +271,19 @@ impl BundleWriter {
         now: OffsetDateTime,
         progress: &dyn crate::progress::Progress,
     ) -> Result<Report, WriteError> {
+        self.commit_timed(key, now, progress)
+            .map(|(report, _)| report)
+    }
+
+    /// [`BundleWriter::commit_with_progress`], also saying how long each
+    /// step of the commit took.
+    pub fn commit_timed(
+        self,
+        key: &VerifyingKey,
+        now: OffsetDateTime,
+        progress: &dyn crate::progress::Progress,
+    ) -> Result<(Report, CommitTimings), WriteError> {
+        let mut timings = CommitTimings::default();
         let pending = self.pending();
         if let Some(first) = pending.first() {
             return Err(WriteError::Incomplete {
@@ -278,7 +292,10 @@ impl BundleWriter {
             });
         }
         let path = self.shared.path.clone();
+        let clock = Instant::now();
         self.shared.file.sync_all().map_err(io_err(&path))?;
+        timings.fsync = clock.elapsed();
+        let clock = Instant::now();
         let file = File::open(&path).map_err(io_err(&path))?;
         progress.phase("re-verify", self.layout.total_size, 1);
         // Every blob was hashed once, with SHA-256, as it was written. The
@@ -305,6 +322,7 @@ impl BundleWriter {
             vouched,
         );
         progress.finish_phase();
+        timings.read_back = clock.elapsed();
         if let Some(f) = report.findings.iter().find(|f| f.kind == FindingKind::Io) {
             return Err(WriteError::Io {
                 path,
@@ -316,6 +334,7 @@ impl BundleWriter {
                 findings: report.findings,
             });
         }
+        let clock = Instant::now();
         self.temp.persist(&self.out).map_err(|e| WriteError::Io {
             path: self.out.clone(),
             source: e.error,
@@ -327,8 +346,20 @@ impl BundleWriter {
         File::open(&dir)
             .and_then(|d| d.sync_all())
             .map_err(io_err(&dir))?;
-        Ok(report)
+        timings.rename = clock.elapsed();
+        Ok((report, timings))
     }
+}
+
+/// How long each step of [`BundleWriter::commit_timed`] took (wall time).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitTimings {
+    /// fsync of the temp file.
+    pub fsync: Duration,
+    /// Reading the whole file back through the verifier.
+    pub read_back: Duration,
+    /// Rename into place and fsync of the folder.
+    pub rename: Duration,
 }
 
 /// The write handle of one blob: bytes written go to the blob's place in the

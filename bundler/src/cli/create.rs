@@ -125,6 +125,10 @@ pub fn run(a: CreateArgs, quiet: bool) -> Result<()> {
             println!("installer {} ({how})", i.display());
         }
     }
+    // Where the time went, for CI logs (also `timings_ms` in --json).
+    if !quiet {
+        tracing::info!("create took {}", summary.timings.to_line());
+    }
     if let Some(c) = check {
         if !a.json {
             print!("{}", c.to_text());

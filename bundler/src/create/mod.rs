@@ -11,6 +11,7 @@
 
 mod blobs;
 mod kustomize_tree;
+mod timings;
 mod volumes;
 
 use std::collections::{HashMap, HashSet};
@@ -29,6 +30,8 @@ use crate::gather::{self, GatherError};
 use crate::spec::Spec;
 use blobs::{fill, BlobFrom};
 use kustomize_tree::kustomize_files;
+pub use timings::Timings;
+use timings::{ms, Lap};
 
 /// Everything `create` needs.
 #[derive(Debug, Clone)]
@@ -75,6 +78,9 @@ pub struct CreateSummary {
     /// Where the carried installer was written (`--with-installer`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub installer: Option<PathBuf>,
+    /// Wall time of each phase, in milliseconds (the profile of this run).
+    #[serde(rename = "timings_ms")]
+    pub timings: Timings,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -163,6 +169,7 @@ pub async fn create(
     opts: &CreateOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<CreateSummary, CreateError> {
+    let started = std::time::Instant::now();
     let spec = Spec::load(&opts.spec)?;
     let now = time::OffsetDateTime::now_utc();
     if let Some(expires) = spec.expires.filter(|e| *e <= now) {
@@ -185,10 +192,13 @@ pub async fn create(
     // (one volume: the tar itself), so `verify-media` can vouch for the
     // binary beside it.
     if opts.media.is_plain() && opts.installer.is_none() {
-        return write_bundle(opts, &spec, &signing, &opts.output, progress).await;
+        let mut summary = write_bundle(opts, &spec, &signing, &opts.output, progress).await?;
+        summary.timings.total = ms(started.elapsed());
+        return Ok(summary);
     }
     let (staging, tar) = volumes::staging(&opts.output)?;
     let mut summary = write_bundle(opts, &spec, &signing, &tar, progress.clone()).await?;
+    let cutting = std::time::Instant::now();
     let written = volumes::write(
         &tar,
         &opts.output,
@@ -207,6 +217,8 @@ pub async fn create(
         false => written.volumes_json.clone(),
     };
     summary.media = Some(written);
+    summary.timings.volumes = ms(cutting.elapsed());
+    summary.timings.total = ms(started.elapsed());
     Ok(summary)
 }
 
@@ -218,6 +230,8 @@ async fn write_bundle(
     output: &Path,
     progress: Arc<dyn Progress>,
 ) -> Result<CreateSummary, CreateError> {
+    let mut timings = Timings::default();
+    let mut lap = Lap::start();
     let client = source_client(&opts.plain_http, opts.concurrency)?;
     let platforms = if opts.platforms.is_empty() {
         spec.platforms.clone()
@@ -243,12 +257,14 @@ async fn write_bundle(
         &|r| Ok(gather::from_registry(r)),
     )
     .await?;
+    timings.resolve = lap.lap();
     crate::referrers::cosign::verify_spec(spec, &images).await?;
     let mut referrers = spec.referrers.clone();
     if let Some(mode) = opts.referrers {
         referrers.mode = mode;
     }
     gather::attach_referrers(&mut images, &referrers, opts.concurrency).await?;
+    timings.referrers = lap.lap();
 
     let mut kustomize_layer = None;
     if let Some(m) = &spec.manifests {
@@ -347,6 +363,7 @@ async fn write_bundle(
         signature: assembled.signature.clone(),
     };
     let writer = BundleWriter::create(output, &signed, &order)?;
+    timings.plan = lap.lap();
     let total: u64 = order.iter().map(|(_, s)| s).sum();
     progress.phase("create", total, order.len() as u64);
     let writer = Arc::new(writer);
@@ -370,14 +387,23 @@ async fn write_bundle(
     .try_collect::<Vec<()>>()
     .await?;
     progress.finish_phase();
+    timings.download = lap.lap();
 
     let writer = Arc::into_inner(writer).expect("all blob tasks finished");
     let verifying = *signing.verifying_key();
-    let report = tokio::task::spawn_blocking(move || {
-        writer.commit(&verifying, time::OffsetDateTime::now_utc())
+    let (report, commit) = tokio::task::spawn_blocking(move || {
+        writer.commit_timed(
+            &verifying,
+            time::OffsetDateTime::now_utc(),
+            &atp_bundle::progress::NoProgress,
+        )
     })
     .await
     .expect("commit task panicked")?;
+    timings.commit = lap.lap();
+    timings.fsync = ms(commit.fsync);
+    timings.read_back = ms(commit.read_back);
+    timings.rename = ms(commit.rename);
 
     Ok(CreateSummary {
         output: output.to_path_buf(),
@@ -404,5 +430,6 @@ async fn write_bundle(
         omitted_bytes: delta.map_or(0, |(_, n)| n),
         media: None,
         installer: None,
+        timings,
     })
 }
