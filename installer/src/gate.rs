@@ -1,6 +1,10 @@
 //! The air-gap gate: every image field of the rendered output must point at
 //! the site registry, be pinned by digest, and exist there. Anything else is
 //! listed by object and field, and nothing is applied.
+//!
+//! Right after install's copy, what the copy just wrote or found in place
+//! (the registry's own answer, moments ago) is not asked about again
+//! ([`Presence::Copied`]); every other image is.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -34,6 +38,28 @@ pub enum Presence<'a> {
     Registry(&'a Client),
     /// Trust this set of `repo@digest` (a simulation: registry or bundle has it).
     Known(&'a HashSet<(String, Digest)>),
+    /// Right after a copy: what `placed` names (the manifests the copy just
+    /// wrote, or found in place by the registry's answer) is there without
+    /// asking again; anything else is asked (HEAD).
+    Copied {
+        client: &'a Client,
+        placed: &'a HashSet<(String, Digest)>,
+    },
+}
+
+/// HEAD `repo@digest` in `registry`: there, not there, or why not known.
+async fn head(
+    client: &Client,
+    registry: &str,
+    repo: &str,
+    digest: &Digest,
+) -> Result<bool, String> {
+    let r = Repository::new(registry, repo).map_err(|e| e.to_string())?;
+    client
+        .manifest_exists(&r, &digest.to_string())
+        .await
+        .map(|d| d.is_some())
+        .map_err(|e| e.to_string())
 }
 
 /// Check every image field in `rendered` (YAML) against `registry`.
@@ -74,14 +100,13 @@ pub async fn check(
         if !cache.contains_key(&key) {
             let present = match &presence {
                 Presence::Known(set) => Ok(set.contains(&(repo.clone(), digest.clone()))),
-                Presence::Registry(client) => match Repository::new(registry, &repo) {
-                    Ok(r) => client
-                        .manifest_exists(&r, &digest.to_string())
-                        .await
-                        .map(|d| d.is_some())
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                },
+                Presence::Registry(client) => head(client, registry, &repo, &digest).await,
+                Presence::Copied { placed, .. }
+                    if placed.contains(&(repo.clone(), digest.clone())) =>
+                {
+                    Ok(true)
+                }
+                Presence::Copied { client, .. } => head(client, registry, &repo, &digest).await,
             };
             cache.insert(key.clone(), present);
         }
@@ -130,5 +155,36 @@ mod tests {
             ]
         );
         assert!(off[0].to_string().starts_with("Deployment/n/a "));
+    }
+
+    #[tokio::test]
+    async fn after_a_copy_only_what_it_did_not_place_is_asked_about() {
+        // Nothing listens on port 9: a request would fail, and say so.
+        let mut opts = atp_registry::ClientOptions::default();
+        opts.retry.max_retries = 0;
+        opts.registries.insert(
+            "127.0.0.1:9".into(),
+            atp_registry::RegistryConfig {
+                plain_http: true,
+                ..Default::default()
+            },
+        );
+        let client = Client::new(opts).unwrap();
+        let d = Digest::of(b"m");
+        let yaml = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p, namespace: n}}\nspec:\n  containers:\n  - {{name: placed, image: '127.0.0.1:9/x/y@{d}'}}\n  - {{name: other, image: '127.0.0.1:9/x/z@{d}'}}\n"
+        );
+        let placed: HashSet<(String, Digest)> = [("x/y".to_string(), d.clone())].into();
+        let presence = Presence::Copied {
+            client: &client,
+            placed: &placed,
+        };
+        let off = check(&yaml, "127.0.0.1:9", &[], presence).await.unwrap();
+        assert_eq!(off.len(), 1, "{off:?}");
+        assert_eq!(off[0].field, "spec.containers[1].image");
+        assert!(
+            off[0].problem.starts_with("could not be checked"),
+            "{off:?}"
+        );
     }
 }

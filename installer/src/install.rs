@@ -11,6 +11,7 @@
 //! applied unless every image is in place. Every run, refusals included,
 //! is counted in the metrics.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use atp_bundle::progress::Progress;
@@ -27,6 +28,10 @@ use crate::prepare::{self, IndexOutcome, Prepared, TagOutcome};
 pub use crate::prepare::{PushedReferrer, ReferrersOutcome};
 use crate::state::{IndexEntry, PushedImage, Receipt, StateDir, RECEIPT_FORMAT};
 use crate::verified::VerifiedBundle;
+
+pub mod timings;
+use timings::Clock;
+pub use timings::Timings;
 
 /// What an install did (`--json`).
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +62,8 @@ pub struct InstallSummary {
     pub result: String,
     pub started: String,
     pub finished: String,
+    /// Wall time per phase, in milliseconds (the profile of this run).
+    pub timings_ms: Timings,
 }
 
 /// After the copy: write each carried cosign tag, merged with the site's
@@ -117,6 +124,7 @@ pub async fn install(
     opts: &InstallOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<InstallSummary, InstallError> {
+    let begun = std::time::Instant::now();
     let problems = crate::preflight::check(opts, Probe::Write);
     if !problems.is_empty() {
         return Err(InstallError::Preflight { problems });
@@ -130,6 +138,7 @@ pub async fn install(
         r = run(opts, &state, progress, &mut durations) => r,
         _ = tokio::signal::ctrl_c() => Err(InstallError::Interrupted),
     };
+    let metrics_started = std::time::Instant::now();
     let mut metrics = Metrics::load_or_set_aside(&state.metrics_path());
     metrics.record_run(result.is_ok());
     for (image, secs) in durations {
@@ -153,6 +162,12 @@ pub async fn install(
             (Err(_), Err(e)) => tracing::warn!("{e}"),
             _ => {}
         }
+    }
+    let mut result = result;
+    if let Ok(summary) = &mut result {
+        let t = &mut summary.timings_ms;
+        t.state += timings::ms(metrics_started.elapsed());
+        t.total = timings::ms(begun.elapsed());
     }
     result
 }
@@ -199,6 +214,8 @@ async fn run(
     durations: &mut Vec<(String, f64)>,
 ) -> Result<InstallSummary, InstallError> {
     let started = time::OffsetDateTime::now_utc();
+    let mut clock = Clock::start();
+    let mut t = Timings::default();
     let fmt = atp_bundle::format::info::format_time;
     let site = &opts.site;
     let client = site.client()?;
@@ -218,6 +235,7 @@ async fn run(
             CopyStats::default(),
         )
     };
+    t.verify = clock.lap();
 
     // 2-3. Refuse rollbacks, plan.
     let lookup = |info: &atp_bundle::BundleInfo, index: &Digest| {
@@ -235,22 +253,29 @@ async fn run(
     let ships_manifests = prepared.overlay()?.is_some();
     crate::preflight::check_tools(ships_manifests, opts.apply.is_some())
         .map_err(|e| InstallError::Preflight { problems: vec![e] })?;
+    let plan = prepared.push_plan();
+    t.plan = clock.lap();
 
     // 3b. A delta bundle: every omitted blob must already be in the registry
     // (or be mountable from a repository the receipts name).
     crate::delta::check(&client, &opts.state_dir, &prepared, true).await?;
+    // 3c. One HEAD of each image's root reference (read only).
+    let roots = copy::check_roots(&client, &plan, site.concurrency).await?;
+    t.registry_check = clock.lap();
 
     // 4. Copy: blobs, then manifests, then tags.
     // A cosign-tagged referrer goes by digest here; its tag is merged in 4a.
-    let done = copy::execute(
+    let done = copy::execute_checked(
         &client,
-        &prepared.push_plan(),
+        &plan,
+        roots,
         &prepared.bundle,
         site.concurrency,
         "push",
         progress.clone(),
     )
     .await?;
+    t.copy = clock.lap();
     // Blobs pushed while verifying were found in place by the copy.
     let mut stats = done.stats.clone();
     stats.skipped = stats.skipped.saturating_sub(early.uploaded + early.mounted);
@@ -271,6 +296,7 @@ async fn run(
     }
     index_entries.sort();
     index_entries.dedup();
+    t.referrers = clock.lap();
 
     // 4b. Model files: file-set artifacts to the registry, files to the cache.
     let model_files = crate::files::install(
@@ -281,15 +307,17 @@ async fn run(
         progress.clone(),
     )
     .await?;
+    t.files = clock.lap();
 
     // 5. Render and gate.
     let (rendered, objects, applied, secrets) =
-        render_and_apply(opts, state, &prepared, &client).await?;
+        render_and_apply(opts, state, &prepared, &client, &mut clock, &mut t).await?;
     // 5a. Keep a digest-pinned copy in the state dir, for rollback.
     let kept_render = rendered
         .as_deref()
         .map(|p| state.keep_render(&prepared.index_digest, p))
         .transpose()?;
+    let kept_ms = clock.lap();
 
     // 6. Record.
     let (info, report) = (&prepared.info, &prepared.bundle.report);
@@ -317,6 +345,7 @@ async fn run(
         result: "success".into(),
         started: fmt(started),
         finished: fmt(time::OffsetDateTime::now_utc()),
+        timings_ms: Timings::default(),
     };
     state.write_receipt(&Receipt {
         receipt_format: RECEIPT_FORMAT,
@@ -355,6 +384,9 @@ async fn run(
     )?;
     // 7. Node mirror configuration (--mirrors-to), from the same mapping.
     crate::mirrors::write_for(&prepared, opts).map_err(InstallError::MirrorsAfterInstall)?;
+    t.state = kept_ms + clock.lap();
+    let mut summary = summary;
+    summary.timings_ms = t;
     Ok(summary)
 }
 
@@ -366,6 +398,8 @@ async fn render_and_apply(
     state: &StateDir,
     prepared: &Prepared,
     client: &atp_registry::Client,
+    clock: &mut Clock,
+    t: &mut Timings,
 ) -> Result<
     (
         Option<std::path::PathBuf>,
@@ -384,16 +418,34 @@ async fn render_and_apply(
     if opts.render_to.is_none() {
         adopt_state_render_dir(&out_dir)?;
     }
-    let Some(rendered) = prepared.render_overlay(&opts.site, &out_dir)? else {
+    let rendered = prepared.render_overlay(&opts.site, &out_dir)?;
+    t.render = clock.lap();
+    let Some(rendered) = rendered else {
         return Ok((None, Vec::new(), false, Vec::new()));
     };
+    // Every manifest of the plan is in place now: the copy wrote it, or the
+    // registry said it was there. The gate asks only about the rest.
+    let placed: HashSet<(String, Digest)> = prepared
+        .plan
+        .images
+        .iter()
+        .flat_map(|img| {
+            img.manifests
+                .iter()
+                .map(|(d, _)| (img.target.name().to_string(), d.digest.clone()))
+        })
+        .collect();
     let offences = gate::check(
         &rendered.yaml,
         &opts.site.registry,
         &rendered.image_fields,
-        Presence::Registry(client),
+        Presence::Copied {
+            client,
+            placed: &placed,
+        },
     )
     .await?;
+    t.gate = clock.lap();
     if !offences.is_empty() {
         return Err(InstallError::Gate { offences });
     }
@@ -408,6 +460,7 @@ async fn render_and_apply(
             .expect("apply task panicked")?;
         applied = true;
     }
+    t.apply = clock.lap();
     Ok((Some(rendered.path), objects, applied, rendered.secrets))
 }
 

@@ -213,6 +213,10 @@ pub fn install(a: InstallArgs, quiet: bool) -> Result<i32> {
             c.pruned.len()
         );
     }
+    // The profile of this run, last (`--json` has it as `timings_ms`).
+    if !quiet {
+        eprintln!("{}", summary.timings_ms.line());
+    }
     Ok(0)
 }
 

@@ -129,7 +129,8 @@ impl StateDir {
         ))
     }
 
-    /// Record a successful install.
+    /// Record a successful install. A re-install of the bundle already
+    /// recorded changes nothing, and writes nothing.
     pub fn record_installed(
         &self,
         channel: &str,
@@ -138,13 +139,13 @@ impl StateDir {
         index_digest: &str,
     ) -> Result<(), StateError> {
         let mut all = self.channels()?;
-        all.insert(
-            format!("{channel} {key_fingerprint}"),
-            Installed {
-                sequence,
-                index: index_digest.to_string(),
-            },
-        );
+        let now = Installed {
+            sequence,
+            index: index_digest.to_string(),
+        };
+        if all.insert(format!("{channel} {key_fingerprint}"), now.clone()) == Some(now) {
+            return Ok(());
+        }
         let bytes = serde_json::to_vec_pretty(&all).expect("serializable");
         let path = self.channels_path();
         write_atomic(&path, &bytes, 0o644).map_err(|source| StateError::Io { path, source })
@@ -285,6 +286,26 @@ mod tests {
         assert_eq!(
             s.check_sequence("stable", "k2", 1, "x").unwrap(),
             SequenceCheck::First
+        );
+    }
+
+    #[test]
+    fn recording_the_installed_bundle_again_leaves_channels_json_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateDir::open(dir.path()).unwrap();
+        s.record_installed("stable", "k", 5, "d5").unwrap();
+        let path = dir.path().join("channels.json");
+        // A marker the writer would drop: the file is not rewritten.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.push(b'\n');
+        std::fs::write(&path, &bytes).unwrap();
+        s.record_installed("stable", "k", 5, "d5").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        // A new bundle on the channel is written.
+        s.record_installed("stable", "k", 6, "d6").unwrap();
+        assert_eq!(
+            s.check_sequence("stable", "k", 6, "d6").unwrap(),
+            SequenceCheck::Same
         );
     }
 

@@ -54,16 +54,19 @@ pub(super) fn root_reference(img: &ImageCopy) -> String {
         .unwrap_or_else(|| img.root.digest.to_string())
 }
 
-/// HEAD every image's root reference, each distinct one once.
+/// HEAD every image's root reference, each distinct one once, except those
+/// `known` already answers.
 pub(super) async fn head_roots(
     client: &Client,
     plan: &Plan,
+    known: Option<&RootAnswers>,
     concurrency: usize,
 ) -> Result<RootAnswers, CopyError> {
     let refs: HashSet<(Repository, String)> = plan
         .images
         .iter()
         .map(|img| (img.target.clone(), root_reference(img)))
+        .filter(|k| !known.is_some_and(|m| m.contains_key(k)))
         .collect();
     futures_util::stream::iter(refs)
         .map(|(repo, reference)| async move {
@@ -129,7 +132,7 @@ pub async fn decide(
     plan: &Plan,
     concurrency: usize,
 ) -> Result<Decisions, CopyError> {
-    let roots = head_roots(client, plan, concurrency).await?;
+    let roots = head_roots(client, plan, None, concurrency).await?;
     let done = complete(plan, &roots);
     let vouched = vouched_blobs(plan, &done);
     let needs = plan.blob_needs();

@@ -23,7 +23,7 @@ use atp_bundle::progress::Progress;
 use atp_bundle::Digest;
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::decide::{complete, head_roots, references, vouched_blobs};
+use super::decide::{complete, head_roots, references, vouched_blobs, RootAnswers};
 use super::plan::{BlobNeed, ImageCopy};
 use super::progress::Counted;
 use super::{Action, BlobStep, CopyError, CopyStats, ManifestStep, Plan};
@@ -111,9 +111,57 @@ pub async fn execute(
     phase: &str,
     progress: Arc<dyn Progress>,
 ) -> Result<Executed, CopyError> {
+    let roots = check_roots(client, plan, concurrency).await?;
+    execute_checked(client, plan, roots, sources, concurrency, phase, progress).await
+}
+
+/// What the target answered for each image's root reference (its tag, else
+/// its root digest): the one read-only question [`execute()`] asks first,
+/// asked on its own so a caller can time it, or ask it early.
+#[derive(Debug, Clone, Default)]
+pub struct RootChecks {
+    answers: RootAnswers,
+}
+
+impl RootChecks {
+    /// How many root references were asked about.
+    pub fn len(&self) -> usize {
+        self.answers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.answers.is_empty()
+    }
+}
+
+/// One HEAD of each distinct root reference of `plan`. Sends nothing else.
+pub async fn check_roots(
+    client: &Client,
+    plan: &Plan,
+    concurrency: usize,
+) -> Result<RootChecks, CopyError> {
+    let answers = head_roots(client, plan, None, concurrency).await?;
+    Ok(RootChecks { answers })
+}
+
+/// [`execute()`] with the root references already asked ([`check_roots`]):
+/// a root reference of `plan` that `roots` does not answer is asked now, and
+/// an answer is used only as what the registry said that reference points
+/// at (an image is in place only when it points at the plan's own root).
+pub async fn execute_checked(
+    client: &Client,
+    plan: &Plan,
+    roots: RootChecks,
+    sources: &dyn BlobSources,
+    concurrency: usize,
+    phase: &str,
+    progress: Arc<dyn Progress>,
+) -> Result<Executed, CopyError> {
     let started = Instant::now();
     // One HEAD per image decides the images already in place, whole.
-    let roots = head_roots(client, plan, concurrency).await?;
+    let mut roots = roots.answers;
+    let missing = head_roots(client, plan, Some(&roots), concurrency).await?;
+    roots.extend(missing);
     let done = complete(plan, &roots);
     let vouched = vouched_blobs(plan, &done);
     let needs = plan.blob_needs();

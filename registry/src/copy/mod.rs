@@ -18,7 +18,10 @@
 //!    volumes, a seekable zstd stream, a source registry), then manifests as
 //!    exact bytes, children before parents, then the tag. Each blob and
 //!    manifest is decided again at the moment it is written, the same way
-//!    [`decide()`] does, so what is reported is what happened.
+//!    [`decide()`] does, so what is reported is what happened. Its first
+//!    question, one HEAD of each image's root reference, can be asked on
+//!    its own ([`check_roots`], read only) and handed to
+//!    [`execute_checked`], so a caller can time it or ask it earlier.
 //!
 //! Progress and counting live in one type, [`CopyStats`], and one reader
 //! that counts the high-water mark of bytes sent (a retry never counts twice).
@@ -33,7 +36,9 @@ mod plan;
 mod progress;
 
 pub use decide::{decide, decide_from, Decisions};
-pub use execute::{copy_blob, execute, BlobSources, Executed};
+pub use execute::{
+    check_roots, copy_blob, execute, execute_checked, BlobSources, Executed, RootChecks,
+};
 pub use plan::{walk_image, BlobNeed, ImageCopy, Plan, Walked};
 
 use atp_bundle::Digest;
