@@ -4,21 +4,36 @@
 //! (one holding our [`Marker`]) is moved aside and deleted, anything else in
 //! the way is refused and left as it was.
 //!
-//! A fresh folder carries a [`STAGING`] file naming the process that made it
-//! until it is renamed into place, so a run killed midway leaves a folder the
-//! next run recognises as its own and removes ([`Target::stage`]). Only
-//! folders with our prefix that carry that file, made by a process no longer
-//! running, are removed; nothing else beside the target is touched.
+//! A fresh folder carries a [`STAGING`] file until it is renamed into place,
+//! and the run writing it holds an exclusive `flock` on that file the whole
+//! time ([`Staged`]). A run killed midway leaves a folder whose staging file
+//! nobody holds: the next run recognises it as its own and removes it
+//! ([`Target::stage`]). Only folders with our prefix that carry that file and
+//! whose lock can be taken at once are removed; nothing else beside the
+//! target is touched. Liveness is the lock, never the pid the file names
+//! (kept for humans): two installers in different PID namespaces (containers
+//! sharing the folder) see different numbers, and the kernel's lock is the
+//! one thing both agree on. On a file system that cannot lock, leftovers are
+//! kept.
 //!
 //! Never follows a link: the target, the marker and the leftovers are looked
 //! at with `symlink_metadata`, and deleting removes links themselves, never
 //! what they point at.
 
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// The file that marks a fresh folder as ours while it is being written; its
-/// text is `pid N`.
+use rustix::fs::{FlockOperation, Mode, OFlags};
+
+/// The file that marks a fresh folder as ours while it is being written,
+/// locked by the run writing it; its text is `pid N`, for humans.
 pub const STAGING: &str = ".atp-staging";
+
+/// The name the staging file is written and locked under before it is
+/// renamed to [`STAGING`], so [`STAGING`] is never seen unlocked while its
+/// run lives.
+const STAGING_NEW: &str = ".atp-staging.new";
 
 /// What makes a folder an earlier output of ours: a regular file (not a
 /// link) of this name, whose first line is `first_line` when that is given.
@@ -120,9 +135,9 @@ impl Target<'_> {
     }
 
     /// Remove the leftovers of runs killed midway beside the target, then
-    /// make a fresh folder there (mode 0700, carrying [`STAGING`]). It is
-    /// removed if dropped before [`Target::put_in_place`].
-    pub fn stage(&self) -> Result<tempfile::TempDir, SwapError> {
+    /// make a fresh folder there (mode 0700, carrying [`STAGING`], held
+    /// locked). It is removed if dropped before [`Target::put_in_place`].
+    pub fn stage(&self) -> Result<Staged, SwapError> {
         let parent = self.parent();
         remove_leftovers(&parent, self.prefix);
         fresh(&parent, self.prefix)
@@ -132,7 +147,7 @@ impl Target<'_> {
     /// nothing is in the way, else (checked again, as the folder may have
     /// changed meanwhile) the earlier one moves aside, the fresh one in, and
     /// the earlier one is deleted. On failure the earlier one is put back.
-    pub fn put_in_place(&self, fresh: tempfile::TempDir) -> Result<(), SwapError> {
+    pub fn put_in_place(&self, fresh: Staged) -> Result<(), SwapError> {
         self.check()?;
         let parent = self.parent();
         let staging = fresh.path().join(STAGING);
@@ -152,29 +167,58 @@ impl Target<'_> {
             return Err(io(self.path)(e));
         }
         // Now under its final name: nothing left for the temp guard to remove.
-        let _ = fresh.keep();
+        // The lock goes with the descriptor, after the rename.
+        let _ = fresh.dir.keep();
         if let Some((old, _)) = aside {
             // remove_dir_all deletes links themselves, never what they point at.
-            old.close().map_err(io(&parent))?;
+            old.dir.close().map_err(io(&parent))?;
         }
         Ok(())
     }
 }
 
-/// A fresh folder in `parent` named `prefix…`, carrying [`STAGING`].
-fn fresh(parent: &Path, prefix: &str) -> Result<tempfile::TempDir, SwapError> {
+/// A fresh folder being written, from [`Target::stage`]: its staging file is
+/// held locked as long as this lives, and the folder is removed if this is
+/// dropped before [`Target::put_in_place`].
+#[derive(Debug)]
+pub struct Staged {
+    // Declared first so it drops first: the folder goes while still locked.
+    dir: tempfile::TempDir,
+    _lock: std::fs::File,
+}
+
+impl Staged {
+    /// Where to write.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A fresh folder in `parent` named `prefix…`, carrying [`STAGING`] locked.
+fn fresh(parent: &Path, prefix: &str) -> Result<Staged, SwapError> {
     let dir = tempfile::Builder::new()
         .prefix(prefix)
         .tempdir_in(parent)
         .map_err(io(parent))?;
+    let new = dir.path().join(STAGING_NEW);
+    let mut file = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(&new)
+        .map_err(io(&new))?;
+    // Best effort: where the file system cannot lock, nobody else can take
+    // the lock either, so the folder is kept by every other run.
+    let _ = rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive);
+    file.write_all(format!("pid {}\n", std::process::id()).as_bytes())
+        .map_err(io(&new))?;
     let staging = dir.path().join(STAGING);
-    std::fs::write(&staging, format!("pid {}\n", std::process::id())).map_err(io(&staging))?;
-    Ok(dir)
+    std::fs::rename(&new, &staging).map_err(io(&staging))?;
+    Ok(Staged { dir, _lock: file })
 }
 
 /// Remove every folder in `parent` named `prefix…` that carries [`STAGING`]
-/// (a regular file) naming a process that is no longer running. Best effort:
-/// a leftover that cannot be removed is left for a later run.
+/// (a regular file) that nobody holds locked. Best effort: a leftover that
+/// cannot be removed, or whose lock cannot be told, is left for a later run.
 fn remove_leftovers(parent: &Path, prefix: &str) {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return;
@@ -185,31 +229,30 @@ fn remove_leftovers(parent: &Path, prefix: &str) {
             continue;
         }
         let dir = e.path();
-        let staging = dir.join(STAGING);
-        if !std::fs::symlink_metadata(&staging).is_ok_and(|m| m.is_file()) {
-            continue;
-        }
-        let pid = std::fs::read_to_string(&staging).ok().and_then(|t| {
-            t.trim()
-                .strip_prefix("pid ")
-                .and_then(|p| p.parse::<u32>().ok())
-        });
-        if pid.is_some_and(|p| !running(p)) {
+        if let Some(_lock) = abandoned(&dir.join(STAGING)) {
+            // Held while removing, so another run cleaning up skips it.
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
 }
 
-/// Is process `pid` running? Read from `/proc`; when that cannot tell, it
-/// is taken to be running (so its folder is kept).
-fn running(pid: u32) -> bool {
-    if pid == std::process::id() {
-        return true;
+/// The lock on `staging`, when it is a regular file (not a link) that
+/// nobody holds locked; `None` when it is held, or cannot be told.
+fn abandoned(staging: &Path) -> Option<std::fs::File> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let file = std::fs::File::from(rustix::fs::open(staging, flags, Mode::empty()).ok()?);
+    let opened = file.metadata().ok()?;
+    if !opened.is_file() {
+        return None;
     }
-    if !Path::new("/proc/self").exists() {
-        return true;
-    }
-    Path::new("/proc").join(pid.to_string()).exists()
+    // Fails while a live run holds it (or where the file system cannot lock).
+    rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive).ok()?;
+    // A run that just finished removes its staging file, renames its folder
+    // into place and only then lets go: the file opened may no longer be
+    // the one under that name.
+    let now = std::fs::symlink_metadata(staging).ok()?;
+    let same = now.dev() == opened.dev() && now.ino() == opened.ino();
+    same.then_some(file)
 }
 
 #[cfg(test)]
@@ -245,15 +288,27 @@ mod tests {
         n
     }
 
+    /// Hold the lock on `dir`'s staging file, as the run writing it does.
+    fn hold(dir: &Path) -> std::fs::File {
+        let file = std::fs::File::open(dir.join(STAGING)).unwrap();
+        rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive).unwrap();
+        file
+    }
+
     #[test]
     fn stage_removes_only_our_leftovers_of_ended_runs() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
         let dead = dead_pid();
-        // Ours, from a run that ended midway: removed.
+        // Ours, from a run that ended midway (nobody holds its lock): removed.
         leftover(&p.join(".atp-test-killed"), dead);
-        // Ours, from a run still going (this process): kept.
+        // Ours, from a run still going (holding its lock): kept.
         leftover(&p.join(".atp-test-running"), std::process::id());
+        let _running = hold(&p.join(".atp-test-running"));
+        // Ours, unlocked although its pid text names this live process (an
+        // ended run in another PID namespace whose number is in use here):
+        // removed, as the pid says nothing about liveness.
+        leftover(&p.join(".atp-test-reused-pid"), std::process::id());
         // Our prefix without the staging file, another prefix, a file, a
         // link to a folder that looks like a leftover: all kept, the link's
         // target untouched.
@@ -287,6 +342,38 @@ mod tests {
         assert!(elsewhere.path().join("x/bundle/x.yaml").is_file());
         // The staging file does not travel into the finished folder.
         assert!(names(&p.join("out")).is_empty());
+    }
+
+    /// Liveness is the lock, not the pid text: a run in another PID
+    /// namespace (a container sharing the folder) writes a pid that means
+    /// nothing here. A leftover whose staging file is held locked is still
+    /// being written and is left alone, even when its pid names an ended
+    /// process here; once nobody holds it, it is removed.
+    #[test]
+    fn stage_keeps_a_leftover_whose_staging_file_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        let busy = p.join(".atp-test-other-namespace");
+        leftover(&busy, dead_pid());
+        let held = hold(&busy);
+        let target = Target {
+            path: &p.join("out"),
+            prefix: PREFIX,
+            marker: MARK,
+        };
+        let fresh = target.stage().unwrap();
+        // Our own fresh folder holds its staging file locked, so a second
+        // stage beside it (another run) leaves it alone too.
+        let second = target.stage().unwrap();
+        assert!(fresh.path().is_dir());
+        assert!(busy.join("bundle/x.yaml").is_file());
+        drop(second);
+        drop(fresh);
+        assert_eq!(names(p), [".atp-test-other-namespace"]);
+        // The holder has ended (its lock went with its descriptor).
+        drop(held);
+        drop(target.stage().unwrap());
+        assert!(names(p).is_empty(), "{:?}", names(p));
     }
 
     #[test]
