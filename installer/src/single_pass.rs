@@ -13,6 +13,10 @@
 //! rendered or applied unless the whole bundle verified. The registry's
 //! garbage collector removes them. The default mode sends no request at all
 //! before the whole bundle verified.
+//!
+//! As blobs go out before the bundle is known to be good, every tool the run
+//! will start is looked for before the first request ([`check_tools`]):
+//! kubectl renders a bundle that ships manifests, with or without `--apply`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -30,6 +34,8 @@ use atp_registry::{Client, Repository};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::error::PreflightError;
+use crate::options::InstallOptions;
 use crate::site::Site;
 use crate::verify::VerifyError;
 
@@ -45,6 +51,47 @@ pub enum SinglePassError {
     Registry(#[from] atp_registry::Error),
     #[error(transparent)]
     Copy(#[from] CopyError),
+}
+
+/// Before the first request of a single pass: kubectl, when the run will
+/// start it. `--apply` always does; a bundle that ships manifests is
+/// rendered (`kubectl kustomize`) even without `--apply`. Whether it ships
+/// them is read from the media unverified: it only decides whether to look
+/// now, and install checks again once the bundle verified.
+pub fn check_tools(opts: &InstallOptions) -> Result<(), PreflightError> {
+    let ships = ships_manifests(&opts.bundle, &opts.volumes_from);
+    crate::preflight::check_tools(ships, opts.apply.is_some())
+}
+
+/// Does the bundle on the media ship manifests: a kustomize layer in its
+/// bundle artifact and an overlay in its config (what install renders)?
+/// `false` when it cannot be read: verification then says why.
+fn ships_manifests(bundle: &Path, volumes_from: &[std::path::PathBuf]) -> bool {
+    let Ok(input) = BundleInput::open(bundle, volumes_from, None) else {
+        return false;
+    };
+    let Ok(b) = atp_bundle::open::Bundle::open_from(bundle, input.tar()) else {
+        return false;
+    };
+    let overlay = b
+        .config
+        .as_ref()
+        .and_then(|c| c.manifests.as_ref())
+        .is_some_and(|m| m.overlay.is_some());
+    let artifact = b
+        .index
+        .manifests
+        .iter()
+        .find(|d| d.annotation(ann::ROLE) == Some(role::BUNDLE))
+        .and_then(|d| b.blob(&d.digest))
+        .and_then(|loc| b.read_blob(loc).ok())
+        .and_then(|bytes| serde_json::from_slice::<atp_bundle::format::ImageManifest>(&bytes).ok());
+    let kustomize = artifact.is_some_and(|m| {
+        m.layers
+            .iter()
+            .any(|l| l.media_type == atp_bundle::format::media::KUSTOMIZE_TAR)
+    });
+    overlay && kustomize
 }
 
 /// Sends each verified blob's location to the pushing side.
