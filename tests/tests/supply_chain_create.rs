@@ -8,6 +8,7 @@
 //! a clear error or a bounded skip.
 
 mod common;
+mod supply_chain_support;
 
 use atp_testkit::fixtures::{self, BASE, MODEL_LOADER, ROUTER};
 use atp_testkit::supply_chain::{
@@ -89,22 +90,10 @@ fn both(w: &Work, up: &Upstream, extra: &str) -> String {
 }
 
 fn create(w: &Work, reg: &Registry, spec: &str, out: &str, extra: &[&str]) -> std::process::Output {
-    let host = reg.host();
-    let mut args = vec![
-        "create",
-        "--spec",
-        spec,
-        "--key",
-        "k.key",
-        "--output",
-        out,
-        "--plain-http",
-        &host,
-    ];
-    args.extend_from_slice(extra);
-    let mut c = w.bundler_cmd(&args);
-    c.env("SOURCE_DATE_EPOCH", "1790000000");
-    c.output().unwrap()
+    supply_chain_support::create_cmd(w, spec, out, Some(&reg.host()), extra)
+        .env("SOURCE_DATE_EPOCH", "1790000000")
+        .output()
+        .unwrap()
 }
 
 fn inspect_image(w: &Work, bundle: &str, reference: &str) -> Value {
@@ -668,15 +657,9 @@ fn local_sources_carry_no_referrers_and_cannot_be_held_to_spec_verify() {
         ),
     )
     .unwrap();
-    let o = w.bundler(&[
-        "create",
-        "--spec",
-        &w.s("spec.yaml"),
-        "--key",
-        "k.key",
-        "--output",
-        "x.tar",
-    ]);
+    let o = supply_chain_support::create_cmd(&w, &w.s("spec.yaml"), "x.tar", None, &[])
+        .output()
+        .unwrap();
     assert!(!o.status.success(), "{}", text(&o));
     let t = text(&o);
     assert!(t.contains("spec.verify needs a registry source"), "{t}");

@@ -194,23 +194,12 @@ fn what_another_channel_also_placed_stays_in_the_registry_and_its_index() {
     let w = Work::new();
     create(&w, &up, "b.tar", 1);
     // The same image, so the same referrers, on another channel.
-    let spec = format!(
-        "metadata: {{name: sc-edge, version: '2.0'}}\nspec:\n  channel: edge\n  sequence: 1\n  images:\n    - {}/atp/base:1.0.0\n",
-        up.src.host()
-    );
-    std::fs::write(w.path("edge.yaml"), spec).unwrap();
-    let o = w.bundler(&[
-        "create",
-        "--spec",
-        "edge.yaml",
-        "--key",
-        "k.key",
-        "--output",
-        "edge.tar",
-        "--plain-http",
-        &up.src.host(),
-    ]);
-    assert_ok(&o, "create edge");
+    Bundle::new(&w, &up.src)
+        .name("sc-edge")
+        .version("2.0")
+        .channel("edge")
+        .image(format!("{}/atp/base:1.0.0", up.src.host()))
+        .create("edge.tar");
     let site = Registry::plain();
     let sw = Writer::new(&site);
     let repo = format!("{}/atp/base", up.src.host().replace(':', "-"));

@@ -20,24 +20,14 @@ fn a_manifest_under_two_names_gets_its_referrers_in_both_site_repositories() {
         up.subject
     );
     let w = Work::new();
-    let spec = format!(
-        "metadata: {{name: sc, version: '1.1'}}\nspec:\n  channel: stable\n  sequence: 1\n  images:\n    - {h}/atp/base:1.0.0\n    - {h}/atp/base-mirror:1.0.0\n",
-        h = up.src.host()
-    );
-    std::fs::write(w.path("spec.yaml"), spec).unwrap();
-    let o = w.bundler(&[
-        "create",
-        "--spec",
-        "spec.yaml",
-        "--key",
-        "k.key",
-        "--output",
-        "b.tar",
-        "--plain-http",
-        &up.src.host(),
-        "--json",
-    ]);
-    assert_ok(&o, "create");
+    let h = up.src.host();
+    Bundle::new(&w, &up.src)
+        .images([
+            format!("{h}/atp/base:1.0.0"),
+            format!("{h}/atp/base-mirror:1.0.0"),
+        ])
+        .args(&["--json"])
+        .create("b.tar");
     // Carried once: the signature, the SBOM and the attestation.
     let inspect = json(&w.bundler(&["inspect", "b.tar", "--json"]));
     let carried: usize = inspect["images"]

@@ -310,7 +310,8 @@ fn platform_and_nested_referrers_land_and_a_later_bundle_appends_to_the_index() 
     let (sbom_sig, _) = sw.sign("atp/router", &sbom.digest, &reference, &key);
 
     let w = Work::new();
-    create_router(&w, &src, "b1.tar", 1);
+    let router = Bundle::new(&w, &src).image(format!("{}/atp/router:1.4.0", src.host()));
+    router.create("b1.tar");
     let site = Registry::plain();
     let o = w.install("b1.tar").registry(&site).output();
     assert_ok(&o, "install b1");
@@ -339,7 +340,7 @@ fn platform_and_nested_referrers_land_and_a_later_bundle_appends_to_the_index() 
         &platform,
         &[sbom.descriptor(), att.descriptor()],
     );
-    create_router(&w, &src, "b2.tar", 2);
+    router.sequence(2).create("b2.tar");
     let mark = site.access_mark();
     let o = w.install("b2.tar").registry(&site).output();
     assert_ok(&o, "install b2");
@@ -359,28 +360,11 @@ fn a_delta_bundle_carries_its_referrers_whole_to_a_site_that_has_only_the_image(
     let up = upstream();
     let w = Work::new();
     create(&w, &up, "b1.tar", 1);
-    std::fs::write(
-        w.path("spec.yaml"),
-        format!(
-            "metadata: {{name: sc, version: '1.2'}}\nspec:\n  channel: stable\n  sequence: 2\n  images:\n    - {}/atp/base:1.0.0\n",
-            up.src.host()
-        ),
-    )
-    .unwrap();
-    let o = w.bundler(&[
-        "create",
-        "--spec",
-        "spec.yaml",
-        "--key",
-        "k.key",
-        "--output",
-        "b2.tar",
-        "--plain-http",
-        &up.src.host(),
-        "--base",
-        "b1.tar",
-    ]);
-    assert_ok(&o, "create --base");
+    Bundle::new(&w, &up.src)
+        .image(format!("{}/atp/base:1.0.0", up.src.host()))
+        .sequence(2)
+        .args(&["--base", "b1.tar"])
+        .create("b2.tar");
     // The site has the image (its layers, which the delta omits) but none
     // of its referrers: the delta check passes and the chain arrives.
     let site = Registry::plain();

@@ -63,26 +63,10 @@ fn site_repo(up: &Upstream, repo: &str) -> String {
 
 /// A bundle `b.tar` of every image under both names.
 fn create_bundle(w: &Work, up: &Upstream) {
-    let images: String = references(up)
-        .iter()
-        .map(|r| format!("    - {r}\n"))
-        .collect();
-    let spec = format!(
-        "metadata: {{name: two, version: '1.1'}}\nspec:\n  channel: stable\n  sequence: 1\n  images:\n{images}"
-    );
-    std::fs::write(w.path("spec.yaml"), spec).unwrap();
-    let o = w.bundler(&[
-        "create",
-        "--spec",
-        "spec.yaml",
-        "--key",
-        "k.key",
-        "--output",
-        "b.tar",
-        "--plain-http",
-        &up.src.host(),
-    ]);
-    assert_ok(&o, "create");
+    Bundle::new(w, &up.src)
+        .name("two")
+        .images(references(up))
+        .create("b.tar");
 }
 
 /// GET a manifest of `repo` from `served` by tag or digest: 200, its bytes.

@@ -1,8 +1,9 @@
 //! Helpers shared by the `supply_chain_*` tests: an upstream registry whose
 //! image carries a supply chain made by the independent writer
-//! (`atp_testkit::supply_chain`), bundles of it made by `atp-bundler
-//! create`, `atp-installer serve` on a free port, and the checks that say
-//! "the site holds the upstream chain and it verifies there".
+//! (`atp_testkit::supply_chain`), bundles of any images made by `atp-bundler
+//! create` ([`Bundle`], the one place these tests spell that command),
+//! `atp-installer serve` on a free port, and the checks that say "the site
+//! holds the upstream chain and it verifies there".
 #![allow(dead_code)]
 
 use atp_testkit::fixtures::{self, BASE};
@@ -35,24 +36,116 @@ pub fn upstream() -> Upstream {
     }
 }
 
+/// A bundle of the upstream base image, channel `stable`, at `sequence`.
 pub fn create(w: &Work, up: &Upstream, out: &str, sequence: u64) {
-    let spec = format!(
-        "metadata: {{name: sc, version: '1.{sequence}'}}\nspec:\n  channel: stable\n  sequence: {sequence}\n  images:\n    - {}/atp/base:1.0.0\n",
-        up.src.host()
-    );
-    std::fs::write(w.path("spec.yaml"), spec).unwrap();
-    let o = w.bundler(&[
-        "create",
-        "--spec",
-        "spec.yaml",
-        "--key",
-        "k.key",
-        "--output",
-        out,
-        "--plain-http",
-        &up.src.host(),
-    ]);
-    assert_ok(&o, "create");
+    Bundle::new(w, &up.src)
+        .image(format!("{}/atp/base:1.0.0", up.src.host()))
+        .sequence(sequence)
+        .create(out);
+}
+
+/// `atp-bundler create --key k.key` of `spec` into `out`, reading the
+/// sources over plain HTTP from `plain_http` when given, with `extra` flags.
+pub fn create_cmd(
+    w: &Work,
+    spec: &str,
+    out: &str,
+    plain_http: Option<&str>,
+    extra: &[&str],
+) -> std::process::Command {
+    let mut args = vec!["create", "--spec", spec, "--key", "k.key", "--output", out];
+    if let Some(host) = plain_http {
+        args.extend(["--plain-http", host]);
+    }
+    args.extend_from_slice(extra);
+    w.bundler_cmd(&args)
+}
+
+/// A bundle of images from one source registry (read over plain HTTP):
+/// the spec (`name: sc`, channel `stable`, sequence 1, version
+/// `1.SEQUENCE` unless set) is written beside the bundle as `OUT.spec.yaml`.
+pub struct Bundle<'a> {
+    w: &'a Work,
+    src: String,
+    name: String,
+    version: Option<String>,
+    channel: String,
+    sequence: u64,
+    images: Vec<String>,
+    args: Vec<String>,
+}
+
+impl<'a> Bundle<'a> {
+    pub fn new(w: &'a Work, src: &Registry) -> Self {
+        Bundle {
+            w,
+            src: src.host(),
+            name: "sc".into(),
+            version: None,
+            channel: "stable".into(),
+            sequence: 1,
+            images: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+
+    /// One image: `HOST/repo:tag`, or any item the spec takes.
+    pub fn image(mut self, item: impl Into<String>) -> Self {
+        self.images.push(item.into());
+        self
+    }
+
+    pub fn images<S: Into<String>>(mut self, items: impl IntoIterator<Item = S>) -> Self {
+        self.images.extend(items.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    pub fn version(mut self, version: &str) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    pub fn channel(mut self, channel: &str) -> Self {
+        self.channel = channel.into();
+        self
+    }
+
+    pub fn sequence(mut self, sequence: u64) -> Self {
+        self.sequence = sequence;
+        self
+    }
+
+    /// More `create` flags (`--base b1.tar`, `--json`).
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Write the spec and run `create`: its output, whatever it is.
+    pub fn output(&self, out: &str) -> std::process::Output {
+        let version = (self.version.clone()).unwrap_or_else(|| format!("1.{}", self.sequence));
+        let images: String = self.images.iter().map(|i| format!("    - {i}\n")).collect();
+        let spec = format!(
+            "metadata: {{name: {}, version: '{version}'}}\nspec:\n  channel: {}\n  sequence: {}\n  images:\n{images}",
+            self.name, self.channel, self.sequence
+        );
+        let spec_file = format!("{out}.spec.yaml");
+        std::fs::write(self.w.path(&spec_file), spec).unwrap();
+        let extra: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        create_cmd(self.w, &spec_file, out, Some(&self.src), &extra)
+            .output()
+            .unwrap()
+    }
+
+    /// Write the spec and run `create`, which must succeed.
+    pub fn create(&self, out: &str) {
+        assert_ok(&self.output(out), &format!("create {out}"));
+    }
 }
 
 pub fn site_puts(reg: &Registry, mark: usize) -> Vec<String> {
@@ -161,24 +254,4 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-pub fn create_router(w: &Work, src: &Registry, out: &str, sequence: u64) {
-    let spec = format!(
-        "metadata: {{name: sc, version: '1.{sequence}'}}\nspec:\n  channel: stable\n  sequence: {sequence}\n  images:\n    - {}/atp/router:1.4.0\n",
-        src.host()
-    );
-    std::fs::write(w.path("router.yaml"), spec).unwrap();
-    let o = w.bundler(&[
-        "create",
-        "--spec",
-        "router.yaml",
-        "--key",
-        "k.key",
-        "--output",
-        out,
-        "--plain-http",
-        &src.host(),
-    ]);
-    assert_ok(&o, "create");
 }
