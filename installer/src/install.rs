@@ -166,7 +166,7 @@ pub async fn install(
     let mut result = result;
     if let Ok(summary) = &mut result {
         let t = &mut summary.timings_ms;
-        t.state += timings::ms(metrics_started.elapsed());
+        t.state = timings::round(t.state + timings::ms(metrics_started.elapsed()));
         t.total = timings::ms(begun.elapsed());
     }
     result
@@ -384,7 +384,7 @@ async fn run(
     )?;
     // 7. Node mirror configuration (--mirrors-to), from the same mapping.
     crate::mirrors::write_for(&prepared, opts).map_err(InstallError::MirrorsAfterInstall)?;
-    t.state = kept_ms + clock.lap();
+    t.state = timings::round(kept_ms + clock.lap());
     let mut summary = summary;
     summary.timings_ms = t;
     Ok(summary)

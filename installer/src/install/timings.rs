@@ -91,12 +91,24 @@ impl Clock {
 
 /// A duration in milliseconds, rounded to 0.01 ms.
 pub(crate) fn ms(d: std::time::Duration) -> f64 {
-    (d.as_secs_f64() * 100_000.0).round() / 100.0
+    round(d.as_secs_f64() * 1000.0)
+}
+
+/// Milliseconds rounded to 0.01 ms (after a sum, too: `7.82 + 5.3` is
+/// printed `13.12`, not `13.120000000000001`).
+pub(crate) fn round(ms: f64) -> f64 {
+    (ms * 100.0).round() / 100.0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sums_stay_rounded_to_a_hundredth() {
+        assert_eq!(round(7.82 + 5.3).to_string(), "13.12");
+        assert_eq!(ms(std::time::Duration::from_micros(1_234_567)), 1234.57);
+    }
 
     #[test]
     fn the_line_names_every_phase_in_order_and_the_total() {
