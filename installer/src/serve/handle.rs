@@ -1,7 +1,9 @@
 //! One request to one response: the pull API over [`Content`], read-only.
 //!
 //! GET and HEAD only; any other method is 405 with an OCI error body. A HEAD
-//! answers the same status and headers as the GET would, without a body.
+//! answers the same status and headers as the GET would, without a body. An
+//! OCI manifest whose type a request's `Accept` does not list is 404
+//! `MANIFEST_UNKNOWN`, as distribution answers ([`route::accepts`]).
 //! Never serves a blob for a repository none of whose images references it.
 
 use std::convert::Infallible;
@@ -151,7 +153,19 @@ fn answer(content: &Content, req: &Request<Incoming>) -> Reply {
                 Reference::Tag(t) => repo.tags.get(t),
                 Reference::Digest(d) => Some(d),
             };
+            let accept = req.headers().get_all(header::ACCEPT).iter();
+            let accept = accept.map(|v| v.to_str().unwrap_or(""));
             match digest.and_then(|d| repo.manifests.get(d)) {
+                Some(m) if !route::accepts(accept, &m.media_type) => error(
+                    StatusCode::NOT_FOUND,
+                    "MANIFEST_UNKNOWN",
+                    &format!(
+                        "manifest {} in {name} is {}, which the request's Accept header does not list\nhint: add {} to Accept",
+                        reference_text(&reference),
+                        m.media_type,
+                        m.media_type
+                    ),
+                ),
                 Some(m) => Reply::Bytes {
                     status: StatusCode::OK,
                     headers: vec![

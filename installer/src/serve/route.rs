@@ -1,5 +1,6 @@
 //! What a request path asks for: the OCI distribution pull API's routes, the
-//! repository name, tag and digest grammars, and the `Range` header.
+//! repository name, tag and digest grammars, and the `Range` and `Accept`
+//! headers.
 //!
 //! Pure parsing, no I/O. Everything a client sends is validated here before
 //! it is looked up: a name outside the distribution grammar (`..`, `%2e`,
@@ -171,6 +172,37 @@ pub fn range(header: Option<&str>, size: u64) -> RangeAsk {
     }
 }
 
+/// Media types an OCI manifest request must name in `Accept` to get one.
+const OCI_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+];
+
+/// Whether a client whose `Accept` header lines are `accept` may be sent a
+/// manifest of `media_type`, as distribution v2.8 decides: an OCI manifest
+/// or index only to a client that names its exact type (parameters such as
+/// `q` are ignored, as distribution ignores them). Where serve is kinder
+/// than distribution: a request with no `Accept` at all, or with `*/*`,
+/// gets any manifest, as it always has; and a Docker manifest or list is
+/// always sent as it is (distribution rewrites one asked for by tag to
+/// schema 1, which a served bundle never invents).
+pub fn accepts<'a>(accept: impl IntoIterator<Item = &'a str>, media_type: &str) -> bool {
+    if !OCI_TYPES.contains(&media_type) {
+        return true;
+    }
+    let mut any = false;
+    for line in accept {
+        any = true;
+        for item in line.split(',') {
+            let t = item.split(';').next().unwrap_or("").trim();
+            if t == "*/*" || t.eq_ignore_ascii_case(media_type) {
+                return true;
+            }
+        }
+    }
+    !any
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +266,28 @@ mod tests {
             parse("/v2/a/manifests/.hidden"),
             Err(BadPath::Tag(_))
         ));
+    }
+
+    #[test]
+    fn accept_as_distribution_decides() {
+        let oci = OCI_TYPES[0];
+        let idx = OCI_TYPES[1];
+        let docker = "application/vnd.docker.distribution.manifest.v2+json";
+        assert!(accepts([], oci), "no Accept: served as always");
+        assert!(accepts([oci], oci));
+        assert!(accepts(
+            ["text/html, application/vnd.oci.image.manifest.v1+json;q=0.5"],
+            oci
+        ));
+        assert!(accepts(["text/html", oci], oci), "several header lines");
+        assert!(accepts(["*/*"], idx));
+        assert!(!accepts([oci], idx));
+        assert!(!accepts([idx, docker], oci));
+        assert!(!accepts(["application/json"], oci));
+        assert!(!accepts(["application/*"], oci));
+        assert!(!accepts([""], oci), "an empty Accept names nothing");
+        assert!(accepts([oci], docker), "Docker types are never refused");
+        assert!(accepts([], docker));
     }
 
     #[test]
