@@ -6,7 +6,8 @@
 //! [`BundleWriter::commit`] renames it into place, after every blob is
 //! complete, the file is fsynced and read back through the verifier (by
 //! position, on every core; each layer checked by the CRC-32 of the bytes
-//! its slot wrote and hashed: `verify::verify_at_vouched`). An
+//! its slot wrote and hashed: `verify::verify_at_vouched`); the fsync and
+//! the read-back run at the same time, and both must succeed. An
 //! interrupted or failed create never leaves a file under the final name; a
 //! writer dropped without commit removes its temp file.
 
@@ -292,10 +293,6 @@ impl BundleWriter {
             });
         }
         let path = self.shared.path.clone();
-        let clock = Instant::now();
-        self.shared.file.sync_all().map_err(io_err(&path))?;
-        timings.fsync = clock.elapsed();
-        let clock = Instant::now();
         let file = File::open(&path).map_err(io_err(&path))?;
         progress.phase("re-verify", self.layout.total_size, 1);
         // Every blob was hashed once, with SHA-256, as it was written. The
@@ -313,16 +310,28 @@ impl BundleWriter {
             min_size: 0,
             ..Default::default()
         };
-        let report = crate::verify::verify_at_vouched(
-            Arc::new(file),
-            key,
-            now,
-            &parallel,
-            progress,
-            vouched,
-        );
+        // The fsync runs beside the read-back (the page cache holds the same
+        // bytes either way); the rename waits for both.
+        let shared = &self.shared;
+        let (synced, report) = std::thread::scope(|s| {
+            let fsync = s.spawn(|| {
+                let clock = Instant::now();
+                shared.file.sync_all().map(|()| clock.elapsed())
+            });
+            let clock = Instant::now();
+            let report = crate::verify::verify_at_vouched(
+                Arc::new(file),
+                key,
+                now,
+                &parallel,
+                progress,
+                vouched,
+            );
+            timings.read_back = clock.elapsed();
+            (fsync.join().expect("fsync thread panicked"), report)
+        });
         progress.finish_phase();
-        timings.read_back = clock.elapsed();
+        timings.fsync = synced.map_err(io_err(&path))?;
         if let Some(f) = report.findings.iter().find(|f| f.kind == FindingKind::Io) {
             return Err(WriteError::Io {
                 path,
@@ -352,6 +361,7 @@ impl BundleWriter {
 }
 
 /// How long each step of [`BundleWriter::commit_timed`] took (wall time).
+/// The fsync and the read-back run at the same time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CommitTimings {
     /// fsync of the temp file.
