@@ -1,13 +1,9 @@
 //! Verify a bundle read by position on every core: the same single pass over
 //! headers, manifests and padding as [`super::verify_reader`], except that
-//! the data of each layer (a blob nothing is parsed from) of at least
-//! [`Parallel::min_size`] bytes is skipped by the pass and read and hashed
-//! whole by a worker thread with positioned reads, while the pass goes on to
-//! the next entry. The pass hashes nothing of it, even what its buffer
-//! already holds (a worker reads that again from the page cache, which
-//! costs far less than hashing it here), so many small layers (workload C)
-//! are spread over the workers too; only layers below `min_size` (configs,
-//! tiny layers) are hashed by the pass.
+//! the data of each layer (a blob nothing is parsed from) is skipped by the
+//! pass and hashed by a worker thread with positioned reads, while the pass
+//! goes on to the next entry. The pass hashes what its buffer already holds
+//! of the layer and hands the hasher on, so every byte is read once.
 //!
 //! The report is the one the single pass gives, whatever order the workers
 //! finish in: each deferred blob keeps its place (where its finding or its
@@ -53,16 +49,12 @@ pub struct Parallel {
     pub min_size: u64,
 }
 
-/// [`Parallel::min_size`] by default: a smaller layer costs less to hash
-/// than to hand to a worker.
-const MIN_DEFERRED: u64 = 64 << 10;
-
 impl Default for Parallel {
-    /// One hashing thread per core; layers of 64 KiB and more.
+    /// One hashing thread per core; layers of 1 MiB and more.
     fn default() -> Self {
         Self {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            min_size: MIN_DEFERRED,
+            min_size: READ_BUFFER as u64,
         }
     }
 }
@@ -155,17 +147,17 @@ impl Read for At<'_> {
     }
 }
 
-/// One blob's data for a worker to hash (or check by CRC).
+/// The rest of one blob's data for a worker to hash.
 struct Job {
     id: usize,
     digest: Digest,
+    /// The blob's bytes the pass had in its buffer, hashed.
+    hasher: Hasher,
     offset: u64,
     size: u64,
-    /// How many of its first bytes the pass already read (and counted as
-    /// progress), from its buffer.
-    counted: u64,
-    /// For a vouched blob: the CRC-32 it was written with.
-    vouch: Option<u32>,
+    /// For a vouched blob: the CRC-32 it was written with, and how many of
+    /// its first bytes the pass already counted as progress.
+    vouch: Option<(u32, u64)>,
 }
 
 /// A deferred blob, and where the single pass would have reported it.
@@ -204,15 +196,16 @@ fn worker(
             Ok(job) => job,
             Err(_) => return,
         };
-        let (offset, size, counted) = (job.offset, job.size, job.counted);
         let found = match job.vouch {
-            None => hash_at(src, offset, size, &mut buf, progress, counted),
-            Some(want) => match crc_at(src, offset, size, &mut buf, progress, counted) {
-                Ok(crc) if crc == want => Ok(job.digest),
-                // Not what was written: hash it, to say what it is.
-                Ok(_) => hash_at(src, offset, size, &mut buf, &NoProgress, size),
-                Err(e) => Err(e),
-            },
+            None => hash_at(src, job.hasher, job.offset, job.size, &mut buf, progress),
+            Some((want, counted)) => {
+                match crc_at(src, job.offset, job.size, &mut buf, progress, counted) {
+                    Ok(crc) if crc == want => Ok(job.digest),
+                    // Not what was written: hash it, to say what it is.
+                    Ok(_) => hash_at(src, job.hasher, job.offset, job.size, &mut buf, &NoProgress),
+                    Err(e) => Err(e),
+                }
+            }
         };
         if done.send((job.id, found)).is_err() {
             return;
@@ -220,25 +213,22 @@ fn worker(
     }
 }
 
-/// The digest of the `size` bytes at `offset`, hashed in `buf`-sized
-/// positioned reads; the first `counted` of them are not reported as
-/// progress again.
+/// Go on hashing into `h` the `size` bytes at `offset`, in `buf`-sized
+/// positioned reads; the digest of all.
 fn hash_at(
     src: &dyn ReadAt,
+    mut h: Hasher,
     offset: u64,
     size: u64,
     buf: &mut [u8],
     progress: &dyn Progress,
-    counted: u64,
 ) -> io::Result<Digest> {
-    let mut h = Hasher::new();
     let mut done = 0u64;
     while done < size {
         let n = (size - done).min(buf.len() as u64) as usize;
         src.read_exact_at(&mut buf[..n], offset + done)?;
         h.update(&buf[..n]);
-        let fresh = (done + n as u64).saturating_sub(counted.max(done));
-        progress.advance(fresh);
+        progress.advance(n as u64);
         done += n as u64;
     }
     Ok(h.finish().0)
@@ -270,8 +260,8 @@ fn crc_at(
 impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
     /// Leave the data of a layer whose size held to a worker: skip it, check
     /// its padding, and note where its outcome belongs. False when the
-    /// single pass must hash it (not read by position, small, or running
-    /// past the end of the input).
+    /// single pass must hash it (not read by position, small, already in
+    /// the pass's buffer, or running past the end of the input).
     pub(super) fn defer(
         &mut self,
         digest: &Digest,
@@ -289,13 +279,25 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
             .is_some_and(|end| end <= d.len);
         let held = self.input.buffered() as u64;
         let vouch = d.vouched.get(digest).copied();
-        if size < d.min_size || !fits || d.jobs.is_none() {
+        // A vouched layer is read back whole by the worker (its CRC is
+        // cheap); any other leaves the pass's buffered part hashed here.
+        let small = size < d.min_size || (vouch.is_none() && size <= held);
+        if small || !fits || d.jobs.is_none() {
             return Ok(false);
         }
-        // The worker reads the layer whole, the part in the pass's buffer
-        // too (already counted as progress).
+        let mut hasher = Hasher::new();
+        let (offset, rest) = match vouch {
+            Some(_) => (data, size),
+            None => {
+                self.input
+                    .stream(held, |c| hasher.update(c))
+                    .map_err(|e| self.io_finding(e))?;
+                (data + held, size - held)
+            }
+        };
+        let skip = if vouch.is_some() { size } else { size - held };
         self.input
-            .skip_ahead(size)
+            .skip_ahead(skip)
             .map_err(|e| self.io_finding(e))?;
         self.padding(size, Some(digest), path, h_off)?;
         let d = self.deferred.as_mut().expect("checked above");
@@ -311,10 +313,10 @@ impl<R: Read, V: VisitBlob> Verifier<'_, R, V> {
         let job = Job {
             id,
             digest: digest.clone(),
-            offset: data,
-            size,
-            counted: held.min(size),
-            vouch,
+            hasher,
+            offset,
+            size: rest,
+            vouch: vouch.map(|crc| (crc, held.min(size))),
         };
         if let Some(jobs) = &d.jobs {
             jobs.send(job).expect("a hashing worker is running");
