@@ -9,6 +9,18 @@
 //!    the referrers tag schema: the tag `sha256-<hex>` holding an image index;
 //! 3. cosign's tags `sha256-<hex>.sig`, `.att` and `.sbom` (HEAD, then GET).
 //!
+//! Within a run ([`discover_cached`] with the client's [`DiscoveryCache`],
+//! as `create` and `sync` do; `listing`), fewer requests find the same:
+//! a registry that answered the referrers API with a plain 404 (one that
+//! has the API answers an empty index instead) is not asked again, its
+//! subjects go straight to the fallback tag; anything else (401, 5xx, ...)
+//! is asked again for every subject, as before. Each repository's tags are
+//! listed once (`GET /v2/<name>/tags/list`, `Link: rel="next"` pages, same
+//! origin, bounded to [`MAX_TAGS`] tags and [`MAX_LIST_BYTES`]), and only
+//! the fallback and cosign tags it holds are fetched (GET, no HEAD); when
+//! the listing is refused, fails or is over its bounds, that repository's
+//! tags are asked one by one as above.
+//!
 //! Bounded: a referrers or fallback index over [`MAX_INDEX_BYTES`], or with
 //! more than [`DiscoverOptions::max_entries`] entries, or that is not an
 //! image index at all, is skipped with a warning (`tracing::warn!`, and in
@@ -45,7 +57,7 @@ use serde::Deserialize;
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::manifest::{is_manifest_type, Descriptor, Manifest, MANIFEST_ACCEPT};
+use crate::manifest::{Descriptor, Manifest, MANIFEST_ACCEPT};
 use crate::reference::Repository;
 use wire::{api_index, get_bounded, Api, Got};
 
@@ -134,77 +146,20 @@ pub async fn discover_all(
     subject: &Digest,
     opts: &DiscoverOptions,
 ) -> Result<Discovery, Error> {
-    let mut out = Discovery::default();
-    let skip = |out: &mut Discovery, why: String| {
-        tracing::warn!(repository = %repo, %subject, "skipping referrers: {why}");
-        out.skipped.push(why);
-    };
-    if opts.oci {
-        let (listed, via) = match api_index(client, repo, subject, opts.max_entries).await? {
-            Api::Listed(entries) => (Some(entries), FoundVia::Api),
-            Api::Skip(why) => {
-                skip(&mut out, why);
-                (None, FoundVia::Api)
-            }
-            Api::Unsupported => {
-                let tag = fallback_tag(subject);
-                match get_bounded(client, repo, &tag, &MANIFEST_ACCEPT).await? {
-                    Got::Missing => (None, FoundVia::FallbackTag),
-                    Got::TooLarge(n) => {
-                        skip(
-                            &mut out,
-                            format!(
-                                "{repo}:{tag} is {n} bytes, over the {MAX_INDEX_BYTES} byte limit"
-                            ),
-                        );
-                        (None, FoundVia::FallbackTag)
-                    }
-                    Got::Body { bytes, media_type } => {
-                        match parse_index(&media_type, &bytes, opts.max_entries) {
-                            Ok(entries) => (Some(entries), FoundVia::FallbackTag),
-                            Err(why) => {
-                                skip(&mut out, format!("{repo}:{tag}: {why}"));
-                                (None, FoundVia::FallbackTag)
-                            }
-                        }
-                    }
-                }
-            }
-        };
-        for d in listed.into_iter().flatten() {
-            if !is_manifest_type(&d.media_type) {
-                skip(
-                    &mut out,
-                    format!(
-                        "{} has media type {:?}, not a manifest we can carry",
-                        d.digest, d.media_type
-                    ),
-                );
-            } else if !out.found.iter().any(|f| f.descriptor.digest == d.digest) {
-                out.found.push(Found {
-                    descriptor: d,
-                    via: via.clone(),
-                });
-            }
-        }
-    }
-    if opts.cosign {
-        for suffix in COSIGN_SUFFIXES {
-            let tag = cosign_tag(subject, suffix);
-            if client.manifest_exists(repo, &tag).await?.is_none() {
-                continue;
-            }
-            let m = client.get_manifest(&repo.tag(&tag)?).await?;
-            if out.found.iter().any(|f| f.descriptor.digest == m.digest) {
-                continue;
-            }
-            out.found.push(Found {
-                descriptor: referrer_descriptor(&m.media_type, &m.bytes)?,
-                via: FoundVia::CosignTag(tag),
-            });
-        }
-    }
-    Ok(out)
+    discover::discover_in(client, repo, subject, opts, None).await
+}
+
+/// [`discover_all`] within a run: what `cache` learned (a registry without
+/// the referrers API, a repository's tags) is not asked again (see the
+/// module doc). Finds what [`discover_all`] finds.
+pub async fn discover_cached(
+    client: &Client,
+    repo: &Repository,
+    subject: &Digest,
+    opts: &DiscoverOptions,
+    cache: &DiscoveryCache,
+) -> Result<Discovery, Error> {
+    discover::discover_in(client, repo, subject, opts, Some(cache)).await
 }
 
 /// Fetch a found referrer's manifest, digest-checked. A listed manifest that
@@ -344,7 +299,7 @@ pub async fn plan_fallback_index(
     }
     if !matches!(
         api_index(client, repo, subject, usize::MAX).await?,
-        Api::Unsupported
+        Api::Unsupported { .. }
     ) {
         return Ok(FallbackPlan::ApiSupported);
     }
@@ -472,10 +427,13 @@ struct Annotations {
 }
 
 mod cosign;
+mod discover;
+mod listing;
 mod placement;
 mod prune;
 mod wire;
 
+pub use listing::{DiscoveryCache, MAX_LIST_BYTES, MAX_LIST_PAGES, MAX_TAGS};
 pub use placement::Holders;
 pub use prune::{prune_fallback_index, remove_from_fallback_index, Pruned, Removal};
 

@@ -170,7 +170,10 @@ async fn discover(
     subject: &Digest,
     skipped: &mut Vec<String>,
 ) -> Result<Vec<Found>, ReferrerError> {
-    let d = upstream::discover_all(client, repo, subject, &DiscoverOptions::default())
+    // One cache per client, that is per run: the API probed once per
+    // registry, each repository's tags listed once.
+    let cache = upstream::DiscoveryCache::of(client);
+    let d = upstream::discover_cached(client, repo, subject, &DiscoverOptions::default(), &cache)
         .await
         .map_err(|source| ReferrerError::Registry {
             image: image.to_string(),

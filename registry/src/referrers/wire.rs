@@ -23,7 +23,12 @@ const MAX_PAGES: usize = 16;
 pub(super) enum Api {
     Listed(Vec<Descriptor>),
     Skip(String),
-    Unsupported,
+    /// Not answered with an index; `not_found` when the first page was a
+    /// plain 404, which a registry with the API must not answer (it answers
+    /// an empty index), so the registry has no referrers API at all.
+    Unsupported {
+        not_found: bool,
+    },
 }
 
 /// The referrers API's answer, every page. Anything but a 200 with an
@@ -38,10 +43,10 @@ pub(super) async fn api_index(
     let mut url = reg.url(repo, &format!("referrers/{subject}"));
     let mut all = Vec::new();
     for page in 0..MAX_PAGES {
-        let (got, next) = get_url(client, repo, &url, media::OCI_INDEX).await?;
+        let (got, next, not_found) = get_url(client, repo, &url, media::OCI_INDEX).await?;
         let (bytes, media_type) = match got {
             Got::Body { bytes, media_type } => (bytes, media_type),
-            Got::Missing if page == 0 => return Ok(Api::Unsupported),
+            Got::Missing if page == 0 => return Ok(Api::Unsupported { not_found }),
             Got::TooLarge(_) | Got::Missing if page > 0 => {
                 return Ok(Api::Skip(format!(
                     "the referrers API's page {url} is not usable"
@@ -57,7 +62,7 @@ pub(super) async fn api_index(
         match parse_index(&media_type, &bytes, max_entries.saturating_sub(all.len())) {
             Ok(entries) => all.extend(entries),
             Err(_) if page == 0 && !media_type.is_empty() && media_type != media::OCI_INDEX => {
-                return Ok(Api::Unsupported)
+                return Ok(Api::Unsupported { not_found: false })
             }
             Err(why) => return Ok(Api::Skip(format!("the referrers API's answer: {why}"))),
         }
@@ -94,14 +99,15 @@ pub(super) async fn get_bounded(
     Ok(get_url(client, repo, &url, accept).await?.0)
 }
 
-/// One bounded GET. 404 (and, for the API, any non-200 that is not an auth
+/// One bounded GET: what came, the `Link: rel="next"` page, and whether the
+/// answer was a 404. 404 (and, for the API, any non-200 that is not an auth
 /// or server failure) is `Missing`; the body is read up to the limit only.
-async fn get_url(
+pub(super) async fn get_url(
     client: &Client,
     repo: &Repository,
     url: &Url,
     accept: &str,
-) -> Result<(Got, Option<Url>), Error> {
+) -> Result<(Got, Option<Url>, bool), Error> {
     let reg = client.registry(repo)?;
     let method = Method::GET;
     let is_api = url.path().contains("/referrers/");
@@ -123,7 +129,7 @@ async fn get_url(
                     && !s.is_success()
                     && !matches!(s, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN))
             {
-                return Ok((Got::Missing, None));
+                return Ok((Got::Missing, None, s == StatusCode::NOT_FOUND));
             }
             if s != StatusCode::OK {
                 return Err(unexpected(&method, url, resp).await);
@@ -132,7 +138,7 @@ async fn get_url(
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .filter(|n| *n > MAX_INDEX_BYTES)
             {
-                return Ok((Got::TooLarge(n), None));
+                return Ok((Got::TooLarge(n), None, false));
             }
             let media_type = resp_header(&resp, CONTENT_TYPE)
                 .map(|c| c.split(';').next().unwrap_or_default().trim().to_string())
@@ -148,7 +154,7 @@ async fn get_url(
                 let chunk = chunk.map_err(|e| transport_error(&method, url, e))?;
                 bytes.extend_from_slice(&chunk);
                 if bytes.len() as u64 > MAX_INDEX_BYTES {
-                    return Ok((Got::TooLarge(bytes.len() as u64), None));
+                    return Ok((Got::TooLarge(bytes.len() as u64), None, false));
                 }
             }
             if let Some(rep) = reported.filter(|r| r.starts_with("sha256:") && !is_api) {
@@ -161,7 +167,7 @@ async fn get_url(
                     });
                 }
             }
-            Ok((Got::Body { bytes, media_type }, next))
+            Ok((Got::Body { bytes, media_type }, next, false))
         })
         .await
 }
