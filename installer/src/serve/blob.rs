@@ -52,7 +52,13 @@ pub fn stream(tar: Arc<dyn ReadAt>, slice: Slice, mut entry: Entry) -> Body {
         let item: io::Result<Bytes> = rx.recv().await?;
         match &item {
             Ok(b) => entry.sent += b.len() as u64,
-            Err(_) => entry.aborted = true,
+            Err(_) => {
+                entry.aborted = true;
+                // Let hyper flush what it holds (the head, when the error is
+                // the first frame) before the error closes the connection:
+                // the client sees a cut 200, not a connection with no answer.
+                tokio::task::yield_now().await;
+            }
         }
         Some((item.map(Frame::data), (rx, entry)))
     });
