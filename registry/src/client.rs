@@ -43,6 +43,8 @@ pub(crate) struct Inner {
     pub(crate) opts: ClientOptions,
     registries: Mutex<HashMap<String, Arc<Registry>>>,
     pub(crate) transfers: Arc<Semaphore>,
+    /// What referrer discovery learned in this client's run.
+    pub(crate) discovery: Arc<crate::referrers::DiscoveryCache>,
 }
 
 /// One registry's connection pool and auth state.
@@ -132,6 +134,7 @@ impl Client {
                 transfers: Arc::new(Semaphore::new(opts.concurrency)),
                 opts,
                 registries: Mutex::new(HashMap::new()),
+                discovery: Arc::default(),
             }),
         })
     }

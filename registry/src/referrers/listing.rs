@@ -13,13 +13,13 @@
 //! `create` or `sync`; a tag pushed during the run is not seen by it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use super::wire::{get_url, Got};
-use crate::client::{Client, Inner};
+use crate::client::Client;
 use crate::error::Error;
 use crate::reference::Repository;
 
@@ -41,9 +41,6 @@ pub struct DiscoveryCache {
     tags: Mutex<HashMap<String, Arc<OnceCell<Tags>>>>,
 }
 
-/// The caches of the clients alive, by client.
-static RUNS: Mutex<Vec<(Weak<Inner>, Arc<DiscoveryCache>)>> = Mutex::new(Vec::new());
-
 impl std::fmt::Debug for DiscoveryCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DiscoveryCache").finish_non_exhaustive()
@@ -56,20 +53,10 @@ impl DiscoveryCache {
         Self::default()
     }
 
-    /// The cache of `client`'s run: the same one for every clone of it, for
-    /// as long as it lives.
+    /// The cache of `client`'s run: the same one for every clone of it (it
+    /// lives in the client), for as long as it lives.
     pub fn of(client: &Client) -> Arc<Self> {
-        let mut runs = RUNS.lock().unwrap_or_else(|e| e.into_inner());
-        runs.retain(|(w, _)| w.strong_count() > 0);
-        if let Some((_, c)) = runs
-            .iter()
-            .find(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&client.inner)))
-        {
-            return c.clone();
-        }
-        let c = Arc::new(Self::new());
-        runs.push((Arc::downgrade(&client.inner), c.clone()));
-        c
+        client.inner.discovery.clone()
     }
 
     /// Whether `origin` answered the referrers API with a 404 in this run.
