@@ -44,7 +44,7 @@ pub(crate) struct Inner {
     registries: Mutex<HashMap<String, Arc<Registry>>>,
     pub(crate) transfers: Arc<Semaphore>,
     /// What referrer discovery learned in this client's run.
-    pub(crate) discovery: Arc<crate::referrers::DiscoveryCache>,
+    pub(crate) discovery: Arc<crate::discovery_cache::DiscoveryCache>,
 }
 
 /// One registry's connection pool and auth state.

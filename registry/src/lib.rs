@@ -67,6 +67,7 @@ pub mod config;
 pub mod copy;
 mod credstore;
 mod delete;
+mod discovery_cache;
 pub mod error;
 mod idle;
 pub mod manifest;

@@ -12,14 +12,15 @@
 //! belongs to one [`Client`] ([`DiscoveryCache::of`]), which is one run of
 //! `create` or `sync`; a tag pushed during the run is not seen by it.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde::Deserialize;
-use tokio::sync::OnceCell;
 
 use super::wire::{get_url, Got};
 use crate::client::Client;
+pub use crate::discovery_cache::DiscoveryCache;
+use crate::discovery_cache::Tags;
 use crate::error::Error;
 use crate::reference::Repository;
 
@@ -29,23 +30,6 @@ pub const MAX_TAGS: usize = 100_000;
 pub const MAX_LIST_BYTES: u64 = 16 << 20;
 /// A listing with more pages than this is not used.
 pub const MAX_LIST_PAGES: usize = 1_000;
-
-type Tags = Option<Arc<HashSet<String>>>;
-
-/// What discovery remembers for the rest of a run (see the module doc).
-#[derive(Default)]
-pub struct DiscoveryCache {
-    /// Registry origins that answered the referrers API with a 404.
-    no_api: Mutex<HashSet<String>>,
-    /// `origin/name` to its tags, `None` when they could not be listed.
-    tags: Mutex<HashMap<String, Arc<OnceCell<Tags>>>>,
-}
-
-impl std::fmt::Debug for DiscoveryCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DiscoveryCache").finish_non_exhaustive()
-    }
-}
 
 impl DiscoveryCache {
     /// An empty cache.
