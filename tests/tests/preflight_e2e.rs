@@ -243,26 +243,7 @@ fn a_missing_kubectl_is_found_before_the_first_request_even_without_apply() {
 fn a_bundle_without_manifests_installs_without_kubectl() {
     let reg = Registry::plain();
     let w = Work::new();
-    let models = w.path("models");
-    std::fs::create_dir_all(&models).unwrap();
-    std::fs::write(models.join("a.bin"), b"weights").unwrap();
-    let spec = format!(
-        "metadata: {{name: m, version: '1'}}\nspec:\n  channel: models\n  sequence: 1\n  files:\n    - {{name: models, source: \"{}\"}}\n",
-        models.display()
-    );
-    std::fs::write(w.path("spec.yaml"), spec).unwrap();
-    assert_ok(
-        &w.bundler(&[
-            "create",
-            "--spec",
-            "spec.yaml",
-            "--key",
-            "k.key",
-            "--output",
-            "b.tar",
-        ]),
-        "create",
-    );
+    w.create_models_only("b.tar");
     let out = w
         .install("b.tar")
         .registry(&reg)

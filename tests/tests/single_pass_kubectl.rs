@@ -57,26 +57,7 @@ fn single_pass_without_apply_finds_a_missing_kubectl_before_writing_to_the_regis
 fn single_pass_installs_a_bundle_without_manifests_without_kubectl() {
     let reg = Registry::plain();
     let w = Work::new();
-    let models = w.path("models");
-    std::fs::create_dir_all(&models).unwrap();
-    std::fs::write(models.join("a.bin"), b"weights").unwrap();
-    let spec = format!(
-        "metadata: {{name: m, version: '1'}}\nspec:\n  channel: models\n  sequence: 1\n  files:\n    - {{name: models, source: \"{}\"}}\n",
-        models.display()
-    );
-    std::fs::write(w.path("spec.yaml"), spec).unwrap();
-    assert_ok(
-        &w.bundler(&[
-            "create",
-            "--spec",
-            "spec.yaml",
-            "--key",
-            "k.key",
-            "--output",
-            "b.tar",
-        ]),
-        "create",
-    );
+    w.create_models_only("b.tar");
     let out = w
         .install("b.tar")
         .registry(&reg)

@@ -55,6 +55,29 @@ impl Work {
         self.bundler_cmd(args).output().unwrap()
     }
 
+    /// Create `out`: a signed bundle of one file set (`models/a.bin`) and
+    /// nothing else (no images, no manifests), from the spec `spec.yaml`.
+    pub fn create_models_only(&self, out: &str) {
+        let models = self.path("models");
+        std::fs::create_dir_all(&models).unwrap();
+        std::fs::write(models.join("a.bin"), b"weights").unwrap();
+        let spec = format!(
+            "metadata: {{name: m, version: '1'}}\nspec:\n  channel: models\n  sequence: 1\n  files:\n    - {{name: models, source: \"{}\"}}\n",
+            models.display()
+        );
+        std::fs::write(self.path("spec.yaml"), spec).unwrap();
+        let o = self.bundler(&[
+            "create",
+            "--spec",
+            "spec.yaml",
+            "--key",
+            "k.key",
+            "--output",
+            out,
+        ]);
+        assert!(o.status.success(), "create failed: {}", text(&o));
+    }
+
     pub fn bundler_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin("atp-bundler"));
         c.args(args)
