@@ -289,7 +289,7 @@ fn bench_report_judges_the_issue_21_goals_from_raw_rows() {
     }
     std::fs::write(
         dir.join("baseline.tsv"),
-        "# source: the run at filing\nworkload\tphase\tagainst\tratio\nA\treinstall\tpeer\t2.0\nA\tcreate\tpeer\t0.4\n",
+        "# source: the run at filing\nworkload\tphase\tagainst\tratio\nA\treinstall\tpeer\t2.0\nA\tcreate\tpeer\t0.4\nA\tinstall\tpeer\t0.6\nA\tinstall\tlimit\t0.9\n",
     )
     .unwrap();
     let doc = dir.join("PERFORMANCE.md");
@@ -337,6 +337,8 @@ fn bench_report_judges_the_issue_21_goals_from_raw_rows() {
         "| A serve: 4-parallel GET ÷ the page-cache read of the file | ≥ 0.8× | — | 0.24 | **not met** (missed by 69 %: 0.31 of the goal) | every response is hashed before its last byte (verified = used): SHA-256 on both cores is 2276 MiB/s = 1.11× the page-cache read, shared with the 4 clients; sendfile without hashing reaches 0.49× |",
         // Nothing slower than at filing, or it is named.
         "| A | create | 0.40 | 0.50 | — | 0.67 | slower |",
+        // Worse against its ceiling but better against skopeo: not slower.
+        "| A | install | 0.60 | 0.57 | 0.90 | 1.00 |  |",
         "Slower than at filing: A create.",
         "[`docs/bench/results.tsv`](bench/results.tsv)",
     ] {
