@@ -220,8 +220,9 @@ async fn run(
     let site = &opts.site;
     let client = site.client()?;
     if opts.single_pass {
-        // Requests start while verifying: what is known now is checked now.
-        crate::preflight::check_tools(false, opts.apply.is_some())
+        // Requests start while verifying: every tool the run will start is
+        // looked for now (kubectl renders a bundle that ships manifests).
+        crate::single_pass::check_tools(opts)
             .map_err(|e| InstallError::Preflight { problems: vec![e] })?;
     }
 

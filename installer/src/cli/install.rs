@@ -143,10 +143,6 @@ pub fn install(a: InstallArgs, quiet: bool) -> Result<i32> {
     if a.dry_run {
         return simulate_with(&opts, json, quiet);
     }
-    if opts.single_pass {
-        // Blobs go out while verifying: kubectl is looked for first.
-        atp_installer::single_pass::check_tools(&opts)?;
-    }
     let progress = Arc::new(atp_cli::ui::Ui::new(quiet || json));
     let rt = tokio::runtime::Runtime::new()?;
     let summary = rt.block_on(atp_installer::install::install(&opts, progress))?;
